@@ -1,0 +1,135 @@
+"""The one entry point: bytes in, an ``ExtractionResult`` out. Failures are values, never raised.
+
+Readers are picked from a format table (``READERS``); everything after the reader is shared.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from pathlib import Path
+from typing import Callable
+
+from models.cells import ReadDocument
+from models.errors import InputError, UNSUPPORTED, TOO_LARGE, EMPTY
+from models.options import ExtractOptions
+from models.result import ExtractionResult
+
+log = logging.getLogger(__name__)
+
+Reader = Callable[[bytes, ExtractOptions], ReadDocument]
+
+
+def _reader(module: str, func: str) -> Reader:
+    """Import a reader lazily: the OCR/PDF stacks are heavy and a text batch never needs them."""
+    def run(data: bytes, options: ExtractOptions) -> ReadDocument:
+        import importlib
+        return getattr(importlib.import_module(f"extractors.{module}"), func)(data, options)
+    run.__name__ = func
+    return run
+
+
+READERS: dict[str, Reader] = {
+    "text": _reader("read_text", "read_text"),
+    "markdown": _reader("read_markdown", "read_markdown"),
+    "html": _reader("read_html", "read_html"),
+    "pdf": _reader("read_pdf", "read_pdf"),
+    "image": _reader("read_scan", "read_image"),
+    "docx": _reader("read_docx", "read_docx"),
+}
+
+_EXTENSIONS = {
+    ".txt": "text", ".text": "text", ".csv": "text", ".tsv": "text",
+    ".md": "markdown", ".markdown": "markdown",
+    ".html": "html", ".htm": "html", ".shtml": "html", ".xhtml": "html",
+    ".pdf": "pdf",
+    ".png": "image", ".jpg": "image", ".jpeg": "image", ".tif": "image", ".tiff": "image",
+    ".bmp": "image", ".webp": "image",
+    ".docx": "docx",
+}
+
+
+def sniff_format(data: bytes, filename: str = "") -> str | None:
+    """The format by content first (magic bytes), then by extension; None when unknown.
+
+    Content wins so that a real report renamed with a wrong extension is still read right.
+    """
+    head = data[:2048]
+    if head.startswith(b"%PDF-") or b"%PDF-" in head[:1024]:
+        return "pdf"
+    if head.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"II*\x00", b"MM\x00*", b"BM", b"RIFF")):
+        return "image"
+    if head.startswith(b"PK\x03\x04"):
+        return "docx" if b"word/" in data[:65536] or filename.lower().endswith(".docx") else None
+    ext = Path(filename).suffix.lower()
+    low = head.lower()
+    if b"<html" in low or b"<table" in low or b"<!doctype html" in low or b"<p" in low[:200]:
+        return "html"
+    if ext in _EXTENSIONS and _EXTENSIONS[ext] in ("text", "markdown", "html"):
+        return _EXTENSIONS[ext]
+    if ext in _EXTENSIONS:
+        return None if _EXTENSIONS[ext] in ("pdf", "image", "docx") else _EXTENSIONS[ext]
+    if b"\n|" in head or head.startswith(b"|") or b"\n## " in head:
+        return "markdown"
+    return "text"
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def extract_bytes(data: bytes, source: str, options: ExtractOptions = ExtractOptions()) -> ExtractionResult:
+    """Read, reconstruct, map, validate and route one document. Never raises for bad input."""
+    started = time.perf_counter()
+    digest = sha256_hex(data)
+    try:
+        if not data:
+            raise InputError(EMPTY, "The file is empty (0 bytes); upload the report file itself.")
+        if len(data) > options.limits.max_file_bytes:
+            raise InputError(TOO_LARGE, f"The file is {len(data) // 2**20} MiB, over the "
+                             f"{options.limits.max_file_bytes // 2**20} MiB limit; split it or raise the limit.")
+        fmt = sniff_format(data, source)
+        if fmt is None:
+            raise InputError(UNSUPPORTED, f"Unsupported file type {Path(source).suffix or '(none)'}; "
+                             "give a text, markdown, HTML, PDF, DOCX or image file.")
+        doc = READERS[fmt](data, options)
+        result = extract_read_document(doc, source, digest, options)
+    except InputError as e:
+        result = ExtractionResult.failed(source, digest, e.code, e.message)
+    except MemoryError:
+        result = ExtractionResult.failed(source, digest, TOO_LARGE,
+                                         "The document needs more memory than allowed; split it into smaller files.")
+    except Exception as e:  # a bug: keep the batch going, log the traceback, tell the user plainly
+        log.exception("extraction crashed on %s", source)
+        result = ExtractionResult.failed(source, digest, "internal_error",
+                                         f"nianbao could not process this file ({type(e).__name__}); "
+                                         "it has been logged, please report it with the file.")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def extract_path(path: str | Path, options: ExtractOptions = ExtractOptions()) -> ExtractionResult:
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        if size > options.limits.max_file_bytes:
+            return ExtractionResult.failed(str(path), "", TOO_LARGE,
+                                           f"The file is {size // 2**20} MiB, over the "
+                                           f"{options.limits.max_file_bytes // 2**20} MiB limit; "
+                                           "split it or raise the limit.")
+        data = p.read_bytes()
+    except FileNotFoundError:
+        return ExtractionResult.failed(str(path), "", "file_not_found", f"No such file: {path}.")
+    except IsADirectoryError:
+        return ExtractionResult.failed(str(path), "", "is_directory",
+                                       f"{path} is a directory; give files, or use `nianbao archive` for folders.")
+    except OSError as e:
+        return ExtractionResult.failed(str(path), "", "unreadable", f"Cannot read {path}: {e.strerror}.")
+    return extract_bytes(data, str(path), options)
+
+
+def extract_read_document(doc: ReadDocument, source: str, digest: str,
+                          options: ExtractOptions = ExtractOptions()) -> ExtractionResult:
+    """The shared stages after any reader: segment, map, reconstruct, validate, route."""
+    from . import assemble
+    return assemble.extract_fields(doc, source, digest, options)

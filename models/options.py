@@ -1,0 +1,26 @@
+"""Options and resource limits as data, one frozen object read once by the CLI / worker."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_file_bytes: int = 100 * 1024 * 1024       # larger inputs fail fast (upload / archive / CLI)
+    max_text_chars: int = 2_000_000               # a report's text is ~10-60k chars; beyond this it is not one
+    max_pages: int = 200                          # PDF pages read (reports have 5-30)
+    max_image_pixels: int = 80_000_000            # decoded pixels per page image (A4 at 600 dpi ~ 35 M)
+    max_html_depth: int = 500                     # nesting depth accepted from HTML
+    max_seconds_per_document: float = 300.0       # wall time budget per document
+    max_zip_ratio: float = 200.0                  # archive member uncompressed/compressed ratio
+    max_zip_total_bytes: int = 2 * 1024**3        # total uncompressed bytes taken from one zip
+
+
+@dataclass(frozen=True, slots=True)
+class ExtractOptions:
+    limits: Limits = Limits()
+    review_threshold: float = 0.8                 # a field below this confidence goes to review
+    max_split_candidates: int = 200_000           # digit-split enumeration budget per row
+    ocr_engine: str = "rapidocr"                  # "rapidocr" (default, offline wheel) or "paddleocr"
+    paddle_model_dir: str | None = None           # local PP-OCR model dirs for the optional engine
+    render_dpi: int = 200                         # page rendering for OCR and reviewer crops
