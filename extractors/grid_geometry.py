@@ -1,0 +1,296 @@
+"""Table grids from geometry, and the text clean-up every PDF/OCR cell goes through.
+
+Two ways to a grid, both ending in the same ``GridCell`` list:
+
+- ``lattice_from_rules``: ruling-line masks (from ``preprocess.ruling_masks``) give candidate row
+  and column boundaries; a boundary segment counts as printed when enough of it is inked. Rules in
+  scans are faint and broken (``../shared/devset/*-scan.pdf``: gaps of 20-60 px at 200 dpi in
+  every rule), so a segment is judged by its ink *coverage*, never by connectivity: two lattice
+  cells merge only where the rule between them is (nearly) absent, which is what a spanning cell
+  looks like.
+- ``rows_from_boxes``: for a table without rules, rows by baseline overlap of text boxes and
+  columns from the header's x-ranges (a fallback; every devset table has rules).
+
+``lines_from_grid`` turns a grid into ``Line``s: one per lattice row, holding every merged cell
+that *starts* in that row, left to right, blank cells kept in place. A multi-line cell (a wrapped
+row label, the vertical 三、本年度办理结果, ``商业企/业``) is one cell whose text lines are joined.
+
+Coordinates: whatever the caller uses (page pixels for scans, PDF points for text layers).
+"""
+from __future__ import annotations
+
+import math
+import re
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from models.cells import Cell, Line
+
+# --- text normalisation -------------------------------------------------------------------
+
+# CJK Radicals Supplement code points that pdfminer returns for whole ideographs in Chromium- and
+# Word-made PDFs (notes/pdf-and-ocr.md: `人⺠政府`); NFKC leaves this block alone, so map the
+# radicals that are also complete simplified characters. (Kangxi radicals U+2F00.. fold by NFKC.)
+_RADICAL_SUPPLEMENT = {
+    "\u2ea0": "民", "\u2e9f": "母", "\u2ec4": "西", "\u2ec5": "见", "\u2ec6": "角", "\u2ec9": "贝",
+    "\u2ecb": "车", "\u2ed1": "長", "\u2ed3": "长", "\u2ed4": "门", "\u2ed8": "青", "\u2ed9": "韦",
+    "\u2eda": "页", "\u2edb": "风", "\u2edc": "飞", "\u2edd": "食", "\u2ee1": "首", "\u2ee2": "马",
+    "\u2ee3": "骨", "\u2ee5": "鱼", "\u2ee6": "鸟", "\u2ee7": "卤", "\u2ee8": "麦", "\u2ee9": "黄",
+    "\u2eea": "黾", "\u2eec": "齐", "\u2eee": "齿", "\u2ef0": "龙", "\u2ef3": "龟", "\u2ebc": "肉",
+    "\u2ec3": "覀", "\u2ed0": "钅", "\u2ec8": "讠", "\u2eb0": "纟", "\u2ee0": "饣",
+}
+_RADICAL_TABLE = str.maketrans(_RADICAL_SUPPLEMENT)
+
+_CJK = r"\u3000-\u303f\u3400-\u9fff\uff00-\uffef“”‘’、，。；：（）《》"
+_SPACE_NEAR_CJK = re.compile(rf"(?<=[{_CJK}])\s+|\s+(?=[{_CJK}])")
+
+
+def normalize_text(text: str) -> str:
+    """NFKC (Kangxi radicals, full-width digits and brackets) plus the radical-supplement map.
+
+    NFKC turns full-width （） into ASCII (); the forms data (``models/forms.py``) is written with
+    ASCII brackets too, so that is what label matching expects.
+    """
+    if not text:
+        return ""
+    return unicodedata.normalize("NFKC", text.translate(_RADICAL_TABLE)).translate(_RADICAL_TABLE)
+
+
+def join_cell_lines(parts: list[str]) -> str:
+    """Join the physical lines of one cell: no separator between CJK, one space between Latin.
+
+    ``商业企`` + ``业`` → ``商业企业``; ``三``/``、``/``本``… → ``三、本…``; spaces typeset inside CJK
+    (``总 计``, ``只计这一情 形``) are dropped, a space between two numbers is kept (the shared
+    digit-split stage decides what ``1 0`` means).
+    """
+    out = ""
+    for p in (normalize_text(x).strip() for x in parts):
+        if not p:
+            continue
+        if out and re.match(r"[A-Za-z0-9]", out[-1]) and re.match(r"[A-Za-z0-9]", p[0]):
+            out += " " + p
+        else:
+            out += p
+    return _SPACE_NEAR_CJK.sub("", out).strip()
+
+
+# OCR confusions inside number cells (issue 3): O/o→0, l/I/|→1, S→5, B→8, Z→2; full-width digits
+# are folded by NFKC first. Applied only when the whole cell then reads as a number.
+_DIGIT_CONFUSIONS = str.maketrans({"O": "0", "o": "0", "D": "0", "Q": "0", "l": "1", "I": "1", "|": "1",
+                                   "i": "1", "S": "5", "s": "5", "B": "8", "Z": "2", "z": "2", "。": ".",
+                                   "，": ",", "g": "9", "q": "9"})
+_NUMBER = re.compile(r"^-?\d+(?:[.,]\d+)*$")
+
+
+def clean_number_text(text: str) -> tuple[str, tuple[str, ...]]:
+    """(cleaned, alternatives) for a cell that should hold a number.
+
+    Stray spaces inside a number are removed (``1 2`` in one grid cell is one number, the cell
+    boundary already separates values); letter/digit confusions are mapped. When the cell does not
+    read as a number after that, it is returned unchanged (``无``, ``/``, ``-``, ``251000元`` stay
+    as printed for the shared stages).
+    """
+    t = normalize_text(text).strip()
+    if not t or _NUMBER.match(t):
+        return t, ()
+    compact = re.sub(r"\s+", "", t)
+    mapped = compact.translate(_DIGIT_CONFUSIONS).strip(".,'`·:")
+    if mapped and _NUMBER.match(mapped) and sum(c.isdigit() for c in compact) >= len(compact) / 2:
+        return mapped, (t,)
+    return t, ()
+
+
+# --- grids ---------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class GridCell:
+    """A (possibly merged) cell of a lattice: rows r0..r1 and columns c0..c1 inclusive."""
+
+    r0: int
+    c0: int
+    r1: int
+    c1: int
+    bbox: tuple[float, float, float, float]
+    text: str = ""
+    score: float = math.nan
+    alternatives: tuple[str, ...] = ()
+    parts: list = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Lattice:
+    ys: list[float]          # row boundaries, top to bottom (n_rows + 1)
+    xs: list[float]          # column boundaries, left to right (n_cols + 1)
+    cells: list[GridCell]
+
+    @property
+    def bbox(self) -> tuple[float, float, float, float]:
+        return (self.xs[0], self.ys[0], self.xs[-1], self.ys[-1])
+
+
+def cluster_positions(values: list[float], weights: list[float], tol: float) -> list[float]:
+    """Merge nearby 1-D positions (weighted mean), e.g. rule y's within ``tol`` px of each other."""
+    if not values:
+        return []
+    order = np.argsort(values)
+    groups: list[list[int]] = [[int(order[0])]]
+    for i in order[1:]:
+        if values[i] - values[groups[-1][-1]] <= tol:
+            groups[-1].append(int(i))
+        else:
+            groups.append([int(i)])
+    out = []
+    for g in groups:
+        w = np.array([weights[i] for i in g], float)
+        v = np.array([values[i] for i in g], float)
+        out.append(float((v * w).sum() / max(w.sum(), 1e-9)))
+    return out
+
+
+def _coverage(mask: np.ndarray, axis: str, pos: float, a: float, b: float, band: int) -> float:
+    """Inked fraction of a rule segment: horizontal (axis='h') at y=pos from x=a..b, or vertical."""
+    h, w = mask.shape
+    p = int(round(pos))
+    a_i, b_i = int(round(a)), int(round(b))
+    if b_i <= a_i:
+        return 0.0
+    if axis == "h":
+        strip = mask[max(0, p - band):min(h, p + band + 1), max(0, a_i):min(w, b_i)]
+        prof = strip.any(axis=0) if strip.size else np.zeros(0, bool)
+    else:
+        strip = mask[max(0, a_i):min(h, b_i), max(0, p - band):min(w, p + band + 1)]
+        prof = strip.any(axis=1) if strip.size else np.zeros(0, bool)
+    return float(prof.mean()) if prof.size else 0.0
+
+
+def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int, int, int, int],
+                       *, min_rule_px: int, tol_px: int, present_coverage: float = 0.3) -> Lattice | None:
+    """A lattice for one table region (x0, y0, x1, y1) of binary rule masks (bool arrays).
+
+    Boundaries: y's where the horizontal mask has at least ``min_rule_px`` inked pixels in the
+    region's rows (rules are broken, so the count, not the longest run), x's likewise.
+    Merges: adjacent lattice cells join when the boundary segment between them is less than
+    ``present_coverage`` inked. Edges of the region always count as boundaries.
+    """
+    x0, y0, x1, y1 = region
+    hs = h_mask[y0:y1 + 1, x0:x1 + 1]
+    vs = v_mask[y0:y1 + 1, x0:x1 + 1]
+    row_ink = hs.sum(axis=1)
+    col_ink = vs.sum(axis=0)
+    ys_raw = [float(i) for i in np.nonzero(row_ink >= min_rule_px)[0]]
+    xs_raw = [float(i) for i in np.nonzero(col_ink >= min_rule_px)[0]]
+    ys = [y + y0 for y in cluster_positions(ys_raw, [float(row_ink[int(i)]) for i in ys_raw], tol_px)]
+    xs = [x + x0 for x in cluster_positions(xs_raw, [float(col_ink[int(i)]) for i in xs_raw], tol_px)]
+    if len(ys) < 2 or len(xs) < 2:
+        return None
+    # Snap the outer frame to the region when the outermost rule is missing.
+    if ys[0] - y0 > 3 * tol_px:
+        ys.insert(0, float(y0))
+    if y1 - ys[-1] > 3 * tol_px:
+        ys.append(float(y1))
+    if xs[0] - x0 > 3 * tol_px:
+        xs.insert(0, float(x0))
+    if x1 - xs[-1] > 3 * tol_px:
+        xs.append(float(x1))
+    nr, nc = len(ys) - 1, len(xs) - 1
+    band = max(2, tol_px // 2)
+    parent = list(range(nr * nc))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    def union(i: int, j: int) -> None:
+        ri, rj = find(i), find(j)
+        if ri != rj:
+            parent[max(ri, rj)] = min(ri, rj)
+
+    for r in range(nr):
+        for c in range(nc):
+            if c + 1 < nc:   # vertical rule at xs[c+1] between rows ys[r]..ys[r+1]
+                if _coverage(v_mask, "v", xs[c + 1], ys[r] + band, ys[r + 1] - band, band) < present_coverage:
+                    union(r * nc + c, r * nc + c + 1)
+            if r + 1 < nr:   # horizontal rule at ys[r+1] between xs[c]..xs[c+1]
+                if _coverage(h_mask, "h", ys[r + 1], xs[c] + band, xs[c + 1] - band, band) < present_coverage:
+                    union(r * nc + c, (r + 1) * nc + c)
+    groups: dict[int, list[tuple[int, int]]] = {}
+    for r in range(nr):
+        for c in range(nc):
+            groups.setdefault(find(r * nc + c), []).append((r, c))
+    cells = []
+    for members in groups.values():
+        rs = [m[0] for m in members]
+        cs = [m[1] for m in members]
+        r0, r1, c0, c1 = min(rs), max(rs), min(cs), max(cs)
+        cells.append(GridCell(r0, c0, r1, c1, (xs[c0], ys[r0], xs[c1 + 1], ys[r1 + 1])))
+    cells.sort(key=lambda g: (g.r0, g.c0))
+    return Lattice(ys, xs, cells)
+
+
+def lines_from_grid(lattice: Lattice, page: int) -> list[Line]:
+    """One ``Line`` per lattice row with every cell starting in it, left to right.
+
+    Rows where no cell starts (all spanned from above) yield nothing. A row whose cells are all
+    blank is dropped too: it is a sliver between two close rules, not a printed row.
+    """
+    by_row: dict[int, list[GridCell]] = {}
+    for g in lattice.cells:
+        by_row.setdefault(g.r0, []).append(g)
+    out = []
+    for r in sorted(by_row):
+        cells = sorted(by_row[r], key=lambda g: g.c0)
+        if not any(g.text for g in cells):
+            continue
+        out.append(Line([Cell(g.text, page, tuple(round(v, 2) for v in g.bbox), g.score, g.alternatives)
+                         for g in cells], page))
+    return out
+
+
+# --- grids without rules: rows by baseline, columns by header x-ranges ----------------------------
+
+
+@dataclass(slots=True)
+class TextBox:
+    text: str
+    bbox: tuple[float, float, float, float]
+    score: float = math.nan
+
+
+def rows_from_boxes(boxes: list[TextBox], *, overlap: float = 0.5) -> list[list[TextBox]]:
+    """Group boxes into printed rows: a box joins a row when it overlaps the row's vertical extent
+    by ``overlap`` of its own height (baselines of one row agree; a wrapped label's second line
+    does not overlap the first)."""
+    rows: list[tuple[float, float, list[TextBox]]] = []
+    for b in sorted(boxes, key=lambda b: (b.bbox[1] + b.bbox[3]) / 2):
+        h = max(b.bbox[3] - b.bbox[1], 1e-6)
+        for i, (top, bot, members) in enumerate(rows):
+            inter = min(bot, b.bbox[3]) - max(top, b.bbox[1])
+            if inter >= overlap * min(h, bot - top):
+                members.append(b)
+                rows[i] = (min(top, b.bbox[1]), max(bot, b.bbox[3]), members)
+                break
+        else:
+            rows.append((b.bbox[1], b.bbox[3], [b]))
+    return [sorted(m, key=lambda b: b.bbox[0]) for _, _, m in sorted(rows, key=lambda r: r[0])]
+
+
+def split_row_by_gaps(row: list[TextBox], gap: float) -> list[TextBox]:
+    """Merge boxes of one printed row whose horizontal gap is under ``gap`` (one cell's words)."""
+    out: list[TextBox] = []
+    for b in row:
+        if out and b.bbox[0] - out[-1].bbox[2] < gap:
+            p = out[-1]
+            out[-1] = TextBox(join_cell_lines([p.text, b.text]) if not (p.text[-1:].isdigit() and b.text[:1].isdigit())
+                              else p.text + " " + b.text,
+                              (min(p.bbox[0], b.bbox[0]), min(p.bbox[1], b.bbox[1]),
+                               max(p.bbox[2], b.bbox[2]), max(p.bbox[3], b.bbox[3])),
+                              min(p.score, b.score) if not (math.isnan(p.score) or math.isnan(b.score))
+                              else p.score)
+        else:
+            out.append(b)
+    return out
