@@ -1,0 +1,85 @@
+"""Runs the shared stages on a reader's output and builds the ``ExtractionResult``."""
+from __future__ import annotations
+
+import os
+
+from models.cells import ReadDocument
+from models.errors import InputError, NOT_A_REPORT
+from models.forms import build_form
+from models.options import ExtractOptions
+from models.result import ExtractionResult, Meta
+
+from . import confidence
+from .grid import CellValue, build_stream, choose, reconstruct
+from .mapping import default_matcher
+from .meta import detect_agency, detect_template, detect_year
+from .segment import tokenize
+from .validation import evaluate, pin
+
+
+def extract_fields(doc: ReadDocument, source: str, digest: str, options: ExtractOptions) -> ExtractionResult:
+    matcher = default_matcher(os.environ.get("NIANBAO_RULES"))
+    tokens = tokenize(doc)
+    stream = build_stream(tokens, matcher)
+    year = detect_year(doc.text)
+    template = detect_template(doc.text, year)
+    hit_keys = {it.hit.key for it in stream if it.hit is not None}
+    single_other = template == "2021" and not (hit_keys & {"apply.other.no_correction", "apply.other.unpaid_fee",
+                                                          "apply.other.misc"})
+    org_subtotal = "小计" in doc.text and "法人或其他组织" in doc.text
+    form = build_form(template, single_other_row=single_other, org_subtotal=org_subtotal)
+    tables = reconstruct(stream, form, options.max_split_candidates)
+    if not any(k.startswith("apply.") for k in tables.rows) and \
+            sum(1 for k in tables.rows if k.startswith("active.")) < 2:
+        raise InputError(NOT_A_REPORT, "No 政府信息公开工作年度报告 statistics tables were found in this file; "
+                                       "check that it is an annual report with its tables.")
+    choose(tables.rows, form)
+
+    # one cell per key: decided where every surviving candidate agrees
+    cells: dict[str, CellValue | None] = {k: None for k in form.keys()}
+    ambiguous: set[str] = set()
+    doubts: dict[str, list[str]] = {}
+    for row in tables.rows.values():
+        first = row.candidates[0] if row.candidates else None
+        for i, key in enumerate(row.keys):
+            if first is None:
+                continue
+            values = {c[i].value for c in row.candidates}
+            cells[key] = first[i]
+            if len(values) > 1:
+                ambiguous.add(key)
+            d: list[str] = []
+            if row.placed_by_order:
+                d.append("row label not printed beside the values: placed by the form's row order")
+            if row.uncertain_positions:
+                d.append("fewer cells printed than the row has: positions uncertain")
+            if row.label_hit is not None and row.label_hit.method == "fuzzy":
+                d.append(f"label matched fuzzily ({row.label_hit.score:.0%}): {row.label!r}")
+            if key.endswith(".amount") and first[i].reasons and any("unit converted" in r for r in first[i].reasons):
+                d.append("unit converted")
+            if d:
+                doubts[key] = d
+    if not tables.rows.get("appeal"):
+        pass
+
+    # relations: pin blanks, then evaluate with what is known
+    values = {k: (None if (k in ambiguous or c is None) else c.value) for k, c in cells.items()}
+    for k, c in cells.items():
+        if c is not None and c.unclean:
+            values[k] = None
+    pinned = pin(form.relations, values)
+    checks = [evaluate(r, values) for r in form.relations]
+    by_key: dict[str, list] = {}
+    for c in checks:
+        for k in c.keys:
+            by_key.setdefault(k, []).append(c)
+
+    fields = {}
+    for key in form.keys():
+        fields[key] = confidence.route(key, cells[key], ambiguous=key in ambiguous, doubts=doubts.get(key, []),
+                                       checks=by_key.get(key, []), pinned=pinned.get(key),
+                                       threshold=options.review_threshold)
+    meta = Meta(agency=detect_agency(doc.text), year=year, template=template)
+    status = "needs_review" if any(f.review for f in fields.values()) else "extracted"
+    return ExtractionResult(source=source, sha256=digest, status=status, meta=meta, fields=fields,
+                            checks=checks, format=doc.format, pages=doc.pages)
