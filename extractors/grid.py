@@ -440,28 +440,24 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
                              f"{len(fitting)} unlabelled value row(s) between them: left for review")
 
     # -- active disclosure table: before the application table --
+    # Its sub-tables (第二十条第（一）/（五）/（六）/（八）/（九）项) are independent and converters
+    # reorder them (shanghai-kjw-2024.md prints （一） last), so each row takes its first
+    # occurrence with fitting values after the table's header, not an order-aligned one.
     limit = apply_span[0] if apply_span else len(stream)
-    act_specs = list(form.active_rows)
-    act_index = {f"active.{r.key}": i for i, r in enumerate(act_specs)}
-    act_cands: list[tuple[int, int, float]] = []
-    act_items: list[Item] = []
-    for it in stream[:limit]:
-        if it.kind != "label" or it.hit is None or it.hit.key not in act_index:
+    start_active = next((it.pos for it in stream[:limit] if it.kind == "label" and it.hit is not None
+                         and it.hit.key == "header.active"), 0)
+    act_specs = {f"active.{r.key}": r for r in form.active_rows}
+    for it in stream[start_active:limit]:
+        if it.kind != "label" or it.hit is None or it.hit.key not in act_specs or it.hit.key in rows:
             continue
         g = by_after.get(id(it))
-        spec = act_specs[act_index[it.hit.key]]
+        spec = act_specs[it.hit.key]
         keys, kinds = _row_kinds(form, "active", spec)
         if g is None or not group_fits(g, kinds):
             continue
-        act_cands.append((it.pos, act_index[it.hit.key], 2.0 + it.hit.score))
-        act_items.append(it)
-    for ri, ci in align(act_cands, len(act_specs)).items():
-        it = act_items[ci]
-        spec = act_specs[ri]
-        keys, kinds = _row_kinds(form, "active", spec)
-        cands, uncertain, glued = decode(by_after[id(it)].items, kinds, budget)
-        rows[f"active.{spec.key}"] = RowResult(f"active.{spec.key}", keys, cands, it.token.text, it.hit,
-                                               uncertain_positions=uncertain, glued=glued)
+        cands, uncertain, glued = decode(g.items, kinds, budget)
+        rows[it.hit.key] = RowResult(it.hit.key, keys, cands, it.token.text, it.hit,
+                                     uncertain_positions=uncertain, glued=glued)
 
     # -- appeals: the first run of numbers after the appeal header that fills 15 cells --
     start = apply_span[1] if apply_span else 0

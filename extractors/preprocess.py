@@ -67,18 +67,46 @@ def ink_mask(gray: np.ndarray, dpi: float) -> np.ndarray:
 def ruling_masks(ink: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarray]:
     """(horizontal, vertical) rule masks by morphological opening with long thin kernels.
 
-    A kernel of ~9 pt keeps rule pieces between the gaps of a broken scanned rule and drops
-    characters (an 一 stroke is ~1 em ≈ 10.5 pt, so the kernel is a little longer than that
-    after a 1-px closing along the rule).
+    The kernel (~20 pt) is longer than two characters, so single strokes go; what survives and is
+    still text (the aligned 一-strokes of a run of characters, e.g. 结转 in
+    pingtan-2021-form-scan.pdf) is dropped by ``_drop_text_strokes``: a rule has paper on both
+    sides, a stroke has the rest of its characters.
     """
     m = ink.astype(np.uint8)
-    length = px(dpi, 12)
-    bridge = px(dpi, 1.5)
-    hm = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (bridge, 1)))
-    hm = cv2.morphologyEx(hm, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    vm = cv2.morphologyEx(m, cv2.MORPH_CLOSE, cv2.getStructuringElement(cv2.MORPH_RECT, (1, bridge)))
-    vm = cv2.morphologyEx(vm, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
-    return hm > 0, vm > 0
+    length = px(dpi, 20)
+    hm = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
+    vm = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+    return _drop_text_strokes(hm, ink, dpi, "h"), _drop_text_strokes(vm, ink, dpi, "v")
+
+
+def _drop_text_strokes(mask: np.ndarray, ink: np.ndarray, dpi: float, axis: str) -> np.ndarray:
+    """Remove mask components whose flanks (a few pt either side, along their length) are inked
+    on both sides like the inside of a text line."""
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
+    if n <= 1:
+        return mask > 0
+    integral = cv2.integral(ink.astype(np.uint8))
+    H, W = ink.shape
+    gap, depth = px(dpi, 1.5), px(dpi, 4)
+
+    def density(x0: int, y0: int, x1: int, y1: int) -> float:
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(W, x1), min(H, y1)
+        if x1 <= x0 or y1 <= y0:
+            return 0.0
+        s = integral[y1, x1] - integral[y0, x1] - integral[y1, x0] + integral[y0, x0]
+        return float(s) / ((x1 - x0) * (y1 - y0))
+
+    keep = np.zeros(n, bool)
+    for i in range(1, n):
+        x, y, w, h, _ = stats[i]
+        if axis == "h":
+            a = density(x, y - gap - depth, x + w, y - gap)
+            b = density(x, y + h + gap, x + w, y + h + gap + depth)
+        else:
+            a = density(x - gap - depth, y, x - gap, y + h)
+            b = density(x + w + gap, y, x + w + gap + depth, y + h)
+        keep[i] = min(a, b) < 0.12
+    return keep[labels]
 
 
 def estimate_skew(ink: np.ndarray, dpi: float, max_deg: float = 5.0) -> float:
@@ -159,6 +187,9 @@ def table_regions(h_mask: np.ndarray, v_mask: np.ndarray, dpi: float) -> list[tu
             continue
         # Undo the dilation margin.
         out.append((int(x + grow // 2), int(y + grow // 2), int(x1 - grow // 2), int(y1 - grow // 2)))
+    # A group of rules inside another table's box (its rules broke apart) belongs to that table.
+    out = [b for b in out if not any(o != b and o[0] <= b[0] + 4 and o[1] <= b[1] + 4 and o[2] >= b[2] - 4
+                                     and o[3] >= b[3] - 4 for o in out)]
     out.sort(key=lambda b: (b[1], b[0]))
     return out
 

@@ -59,8 +59,8 @@ def _tokens_of_mixed(text: str, line_no: int, cell: Cell, delimited: bool) -> li
                 label_buf += " "
             continue
         # a number (kind "num" or "num_before_item")
-        follows_directly = i + 1 < len(pieces) and pieces[i + 1][0] == "text"
-        if follows_directly and pieces[i + 1][1][0] in _COUNTERS:
+        nxt = next((p for p in pieces[i + 1:] if p[0] != "space"), None)
+        if nxt is not None and nxt[0] == "text" and nxt[1][0] in _COUNTERS:
             label_buf += s                  # narrative count: part of the running text
             continue
         if label_buf.strip():
