@@ -426,7 +426,7 @@ class Store:
         with self.session() as s:
             s.execute(update(Document).where(
                 Document.id == document_id, Document.lease_owner == owner, Document.status == "running",
-                Document.stage != "pages",
+                or_(Document.stage == None, Document.stage != "pages"),  # noqa: E711
             ).values(status="queued", lease_owner=None, lease_until=None,
                      deadline_at=utcnow() + self.queued_deadline))
 
@@ -451,6 +451,12 @@ class Store:
                 s.execute(update(Document).where(Document.id.in_(ids)).values(
                     deadline_at=now + self.queued_deadline, enqueues=Document.enqueues + 1))
             return ids
+
+    def expire_deadlines(self, document_ids: Sequence[int]) -> None:
+        """Make documents due for the next sweep again (their re-enqueue failed)."""
+        if document_ids:
+            with self.session() as s:
+                s.execute(update(Document).where(Document.id.in_(list(document_ids))).values(deadline_at=None))
 
     # ------------------------------------------------------------------ pages (OCR fan-out)
 
