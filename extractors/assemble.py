@@ -11,14 +11,14 @@ from models.result import ExtractionResult, Meta
 
 from . import confidence
 from .grid import CellValue, build_stream, choose, reconstruct
-from .mapping import default_matcher
+from .mapping import matcher_for
 from .meta import detect_agency, detect_template, detect_year
 from .segment import tokenize
 from .validation import evaluate, pin
 
 
 def extract_fields(doc: ReadDocument, source: str, digest: str, options: ExtractOptions) -> ExtractionResult:
-    matcher = default_matcher(os.environ.get("NIANBAO_RULES"))
+    matcher = matcher_for(options.rules_file or os.environ.get("NIANBAO_RULES"))
     tokens = tokenize(doc)
     stream = build_stream(tokens, matcher)
     year = detect_year(doc.text)

@@ -128,15 +128,23 @@ def _strip_numbering(c: str) -> str:
     return re.sub(r"^(?:[一二三四五六七八九十]+|\d)", "", c)
 
 
-def learned_rules_path() -> Path | None:
-    """Per-installation rule file (JSON ``{"version": n, "variants": {key: [text, ...]}}``)."""
-    import os
-    p = os.environ.get("NIANBAO_RULES")
-    return Path(p) if p else None
+def rules_file_key(path: str | None) -> tuple[str | None, float]:
+    """Cache key of the per-installation rule file: a new version (mtime) rebuilds the matcher."""
+    if not path:
+        return None, 0.0
+    try:
+        return path, Path(path).stat().st_mtime
+    except OSError:
+        return path, 0.0
+
+
+def matcher_for(rules_file: str | None) -> "LabelMatcher":
+    return default_matcher(*rules_file_key(rules_file))
 
 
 @lru_cache(maxsize=4)
-def default_matcher(rules_file: str | None = None) -> LabelMatcher:
+def default_matcher(rules_file: str | None = None, mtime: float = 0.0) -> LabelMatcher:
+    """One compiled matcher per (rule file, version); ``mtime`` is only part of the cache key."""
     learned: dict[str, list[str]] = {}
     if rules_file:
         try:
@@ -144,4 +152,3 @@ def default_matcher(rules_file: str | None = None) -> LabelMatcher:
         except (OSError, ValueError):
             learned = {}
     return LabelMatcher(learned)
-

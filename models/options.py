@@ -14,6 +14,9 @@ class Limits:
     max_seconds_per_document: float = 300.0       # wall time budget per document
     max_zip_ratio: float = 200.0                  # archive member uncompressed/compressed ratio
     max_zip_total_bytes: int = 2 * 1024**3        # total uncompressed bytes taken from one zip
+    # Added for `nianbao archive` (issue 6): a zip listing more members than this is not a
+    # report archive (or is a bomb made of many tiny entries); the rest are reported as skipped.
+    max_zip_members: int = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,3 +27,4 @@ class ExtractOptions:
     ocr_engine: str = "rapidocr"                  # "rapidocr" (default, offline wheel) or "paddleocr"
     paddle_model_dir: str | None = None           # local PP-OCR model dirs for the optional engine
     render_dpi: int = 200                         # page rendering for OCR and reviewer crops
+    rules_file: str | None = None                 # learned label variants (else env NIANBAO_RULES)
