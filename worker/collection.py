@@ -37,6 +37,7 @@ PRIORITY_DUPLICATE = 8
 PRIORITY_NAME = 1
 LIVE_STATES = ("open", "claimed")
 
+_GOVERNMENT = re.compile(r"(?<!人民)政府")
 _PUNCT = re.compile(r"[\s\u3000·・•,，、.。:：;；\"'“”‘’《》〈〉<>\[\]【】()（）_\-—–]+")
 
 
@@ -49,14 +50,15 @@ def organ_spelling(name: str) -> str:
 
 
 def organ_key(name: str) -> str:
-    """The grouping key of an organ: ``organ_spelling`` with common abbreviations written out
-    (``models.agencies.ABBREVIATIONS``: 科委 -> 科学技术委员会) and 人民政府 ~ 政府."""
+    """The grouping key of an organ, which reads as its official name: ``organ_spelling`` with
+    common abbreviations written out (``models.agencies.ABBREVIATIONS``: 科委 -> 科学技术委员会)
+    and 政府 as 人民政府 (洪泽区政府 is 洪泽区人民政府)."""
     s = organ_spelling(name)
     for short, full in ABBREVIATIONS.items():
         if s.endswith(short) and not s.endswith(full):
             s = s[: -len(short)] + full
         s = s.replace(short + "办公室", full + "办公室")
-    return s.replace("人民政府", "政府")
+    return _GOVERNMENT.sub("人民政府", s)
 
 
 # --------------------------------------------------------------------------- values
