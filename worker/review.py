@@ -226,18 +226,23 @@ def _rerun(data: dict[str, Any], decided: dict[str, str]) -> tuple[list[dict[str
             c["detail"] = (c.get("detail", "") + "; the organ's own table is wrong as printed "
                            "(confirmed by a reviewer)").lstrip("; ")
     blamed = {f"{c['relation']}[{_scope(c)}]" for c in checks if c.get("source_error")}
+    holds = {f"{c['relation']}[{_scope(c)}]" for c in checks if c["ok"] is True}
     bad = [c for c in checks if c["ok"] is False and not c.get("source_error")]
     for k, f in fields.items():
-        if k in decided:
+        if k in decided or not f.get("review") or f.get("value") is None:
             continue
-        if f.get("review") and blamed:
-            rs = [r for r in f.get("reasons") or [] if r.startswith("relation ") and " violated" in r]
-            others = [r for r in f.get("reasons") or [] if r not in rs]
-            if rs and not others and all(r.split(" ")[1] in blamed for r in rs) and f.get("value") is not None:
-                f["review"] = False
-                f["confidence"] = max(float(f.get("confidence") or 0), 0.9)
-                f["reasons"] = rs + ["the relation is the source's own error (reviewer): printed value stands"]
-                changed.setdefault(k, []).append("relation blamed on the source")
+        # a cell flagged only because relations were violated: once each of them holds again
+        # (a correction elsewhere) or is blamed on the source, the printed value stands
+        rs = [r for r in f.get("reasons") or [] if r.startswith("relation ") and " violated" in r]
+        others = [r for r in f.get("reasons") or [] if r not in rs]
+        names = {r.split(" ")[1] for r in rs}
+        if rs and not others and names <= (blamed | holds):
+            f["review"] = False
+            f["confidence"] = max(float(f.get("confidence") or 0), 0.9)
+            why = ("the relation is the source's own error (reviewer): printed value stands"
+                   if names & blamed else "the relation holds after review")
+            f["reasons"] = rs + [why]
+            changed.setdefault(k, []).append(why)
     for c in bad:
         for k in c["keys"]:
             f = fields.get(k)
