@@ -32,7 +32,8 @@ from .mapping import LabelHit, LabelMatcher
 from .segment import Token
 from .validation import possible
 
-MAX_DIGITS_PER_VALUE = 9
+MAX_DIGITS_PER_VALUE = 9      # active-table counts (行政处罚 decisions) can run into millions
+MAX_DIGITS_COUNT_ROW = 6      # an application/appeal cell above 999,999 is not a plausible split
 
 
 @dataclass(slots=True)
@@ -160,7 +161,7 @@ def parse_value(text: str, kind: str) -> CellValue:
     return CellValue(int(v), text, None, reasons, unclean=unclean)
 
 
-def _splits(digits: str, k: int, budget: list[int]) -> list[list[str]]:
+def _splits(digits: str, k: int, budget: list[int], max_digits: int = MAX_DIGITS_PER_VALUE) -> list[list[str]]:
     """All ways to cut ``digits`` into ``k`` numbers without leading zeros (``0`` alone is fine).
 
     A decimal point stays inside its number; no cut after it.
@@ -172,7 +173,7 @@ def _splits(digits: str, k: int, budget: list[int]) -> list[list[str]]:
             return
         rest = digits[start:]
         if k_left == 1:
-            if _valid_number(rest):
+            if _valid_number(rest, max_digits):
                 out.append(acc + [rest])
                 budget[0] -= 1
             return
@@ -180,9 +181,9 @@ def _splits(digits: str, k: int, budget: list[int]) -> list[list[str]]:
         limit = len(rest) - (k_left - 1)
         if dot >= 0:
             limit = min(limit, dot)
-        for L in range(1, min(limit, MAX_DIGITS_PER_VALUE) + 1):
+        for L in range(1, min(limit, max_digits) + 1):
             piece = rest[:L]
-            if not _valid_number(piece):
+            if not _valid_number(piece, max_digits):
                 if piece.startswith("0"):
                     break                       # "0x…" is never a number; longer ones neither
                 continue
@@ -192,16 +193,17 @@ def _splits(digits: str, k: int, budget: list[int]) -> list[list[str]]:
     return out
 
 
-def _valid_number(s: str) -> bool:
+def _valid_number(s: str, max_digits: int = MAX_DIGITS_PER_VALUE) -> bool:
     if not s or s.startswith(".") or s.endswith("."):
         return False
     intpart = s.split(".")[0].lstrip("+-")
-    if not intpart or len(intpart) > MAX_DIGITS_PER_VALUE:
+    if not intpart or len(intpart) > max_digits:
         return False
     return not (len(intpart) > 1 and intpart.startswith("0"))
 
 
-def decode(group_items: list[Item], kinds: list[str], budget: int) -> tuple[list[Candidate], bool, bool]:
+def decode(group_items: list[Item], kinds: list[str], budget: int,
+           max_digits: int = MAX_DIGITS_PER_VALUE) -> tuple[list[Candidate], bool, bool]:
     """Candidate vectors of len(kinds) cells; returns (candidates, uncertain_positions, glued)."""
     n = len(kinds)
     toks = [it.token for it in group_items]
@@ -233,15 +235,24 @@ def decode(group_items: list[Item], kinds: list[str], budget: int) -> tuple[list
             best = max(w[0] for w in windows)
             return [tuple(cell(t, t.text, kinds[i], False) for i, t in enumerate(toks[s:s + n]))
                     for score, s in windows if score == best], False, False
-        # fewer cells than the row has: which ones are missing is unknown
+        # fewer cells than the row has: either cells ran together inside one delimited cell
+        # ("0 23" / "713000074" in one cell) — try the splits, the relations decide — or cells
+        # were lost, and which ones is unknown.
+        if any(t.kind == "value" and sum(ch.isdigit() for ch in t.text) > 1 for t in toks):
+            as_glued = [Item(it.kind, _as_glued(it.token), it.pos, it.hit) for it in group_items]
+            cands, _, _ = decode(as_glued, kinds, budget, max_digits)
+            if cands:
+                return cands, False, True
         cells = [cell(t, t.text, kinds[i], False) for i, t in enumerate(toks)]
         cells += [CellValue(None, "", None, ["cell missing in the source row"]) for _ in range(n - len(toks))]
         return [tuple(cells)], True, False
 
     # Run-together digits: distribute the n cells over the tokens, then split each token.
     caps = []
-    for t in toks:
-        if t.kind == "blank" or not t.glued:
+    for i, t in enumerate(toks):
+        if t.kind == "blank" and (i == 0 or i == len(toks) - 1):
+            caps.append((0, 1))                 # layout padding beside a run-together cell
+        elif t.kind == "blank" or not t.glued:
             caps.append((1, 1))
         else:
             digits = sum(ch.isdigit() for ch in t.text.split(".")[0]) + (1 if "." in t.text else 0)
@@ -269,12 +280,14 @@ def decode(group_items: list[Item], kinds: list[str], budget: int) -> tuple[list
     for ks in counts(0, n, []):
         per_token: list[list[list[str]]] = []
         for t, k in zip(toks, ks):
-            if t.kind == "blank" or not t.glued:
+            if k == 0:
+                per_token.append([[]])
+            elif t.kind == "blank" or not t.glued:
                 per_token.append([[t.text]])
             else:
                 text = _UNIT_YUAN.sub("", t.text)
                 unit = t.text[len(text):]
-                sp = _splits(text.lstrip("+"), k, left)
+                sp = _splits(text.lstrip("+"), k, left, max_digits)
                 if unit:
                     sp = [s[:-1] + [s[-1] + unit] for s in sp]
                 per_token.append(sp)
@@ -287,6 +300,12 @@ def decode(group_items: list[Item], kinds: list[str], budget: int) -> tuple[list
             if len(out) >= budget:
                 return out, False, True
     return out, False, True
+
+
+def _as_glued(tok: Token) -> Token:
+    if tok.kind != "value" or tok.glued:
+        return tok
+    return Token(tok.kind, tok.text, tok.line, tok.cell, glued=True, delimited=tok.delimited)
 
 
 # --- alignment ----------------------------------------------------------------------------------
@@ -410,7 +429,7 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
             spec = apply_specs[ri]
             keys, kinds = _row_kinds(form, "apply", spec)
             g = by_after[id(it)]
-            cands, uncertain, glued = decode(g.items, kinds, budget)
+            cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
             cands = _filter_by_own_relations(form, keys, cands)
             rows[f"apply.{spec.key}"] = RowResult(f"apply.{spec.key}", keys, cands, it.token.text, it.hit,
                                                   uncertain_positions=uncertain, glued=glued)
@@ -430,7 +449,7 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
                 for ri, g in zip(missing, fitting):
                     spec = apply_specs[ri]
                     keys, kinds = _row_kinds(form, "apply", spec)
-                    cands, uncertain, glued = decode(g.items, kinds, budget)
+                    cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
                     cands = _filter_by_own_relations(form, keys, cands)
                     rows[f"apply.{spec.key}"] = RowResult(f"apply.{spec.key}", keys, cands, "",
                                                           None, placed_by_order=True,
@@ -474,7 +493,7 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
             if g.after is not None and g.after.hit is not None and not g.after.hit.key.startswith("header."):
                 break                      # a labelled row of something else: the table is over
             kinds = ["count"] * len(appeal_keys)
-            cands, uncertain, glued = decode(g.items, kinds, budget)
+            cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
             if not cands:
                 continue
             cands = _filter_by_own_relations(form, appeal_keys, cands)
@@ -485,30 +504,53 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
 
 
 def choose(rows: dict[str, RowResult], form: Form, max_combos: int = 4000) -> None:
-    """Use the relations across rows to cut down rows with several candidates (in place)."""
+    """Use the relations across rows to cut down rows with several candidates (in place).
+
+    Propagation first: a row's candidates must fit the relations given every row already
+    decided; a row left with one candidate is decided and the loop goes on. What stays
+    ambiguous is searched jointly when the combinations are few.
+    """
+    def fixed_values() -> dict[str, int | float | None]:
+        vals: dict[str, int | float | None] = {}
+        for r in rows.values():
+            if len(r.candidates) == 1:
+                vals.update({k: cv.value for k, cv in zip(r.keys, r.candidates[0])})
+            elif r.candidates:
+                for i, k in enumerate(r.keys):         # cells every candidate agrees on
+                    vs = {c[i].value for c in r.candidates}
+                    if len(vs) == 1:
+                        vals[k] = next(iter(vs))
+        return vals
+
+    rels_of = {r.key: [rel for rel in form.relations if set(r.keys) & set(rel.keys)] for r in rows.values()}
+    changed = True
+    while changed:
+        changed = False
+        for r in rows.values():
+            if len(r.candidates) <= 1:
+                continue
+            base = fixed_values()
+            for k in r.keys:
+                base.pop(k, None)
+            keep = []
+            for c in r.candidates:
+                vals = dict(base)
+                vals.update({k: cv.value for k, cv in zip(r.keys, c)})
+                if all(possible(rel, vals) for rel in rels_of[r.key]):
+                    keep.append(c)
+            if keep and len(keep) < len(r.candidates):
+                r.candidates = keep
+                changed = True
     multi = [r for r in rows.values() if len(r.candidates) > 1]
-    if not multi:
-        return
     total = 1
     for r in multi:
         total *= len(r.candidates)
-    fixed: dict[str, int | float | None] = {}
-    for r in rows.values():
-        if len(r.candidates) == 1:
-            fixed.update({k: cv.value for k, cv in zip(r.keys, r.candidates[0])})
-    if total > max_combos:
-        # one ambiguous row at a time, the others unknown
-        for r in multi:
-            keep = []
-            for c in r.candidates:
-                vals = dict(fixed)
-                vals.update({k: cv.value for k, cv in zip(r.keys, c)})
-                rels = [rel for rel in form.relations if set(r.keys) & set(rel.keys)]
-                if all(possible(rel, vals) for rel in rels):
-                    keep.append(c)
-            if keep:
-                r.candidates = keep
+    if not multi or total > max_combos:
         return
+    fixed = fixed_values()
+    for r in multi:
+        for k in r.keys:
+            fixed.pop(k, None)
     survivors: list[tuple[Candidate, ...]] = []
     rels = [rel for rel in form.relations if any(set(r.keys) & set(rel.keys) for r in multi)]
     for combo in itertools.product(*(r.candidates for r in multi)):
@@ -521,7 +563,10 @@ def choose(rows: dict[str, RowResult], form: Form, max_combos: int = 4000) -> No
         return
     for i, r in enumerate(multi):
         seen: list[Candidate] = []
+        ids: set[tuple] = set()
         for combo in survivors:
-            if combo[i] not in seen:
+            sig = tuple(cv.value for cv in combo[i])
+            if sig not in ids:
+                ids.add(sig)
                 seen.append(combo[i])
         r.candidates = seen
