@@ -75,8 +75,29 @@ def ruling_masks(ink: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarray]:
     m = ink.astype(np.uint8)
     length = px(dpi, 20)
     hm = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (length, 1)))
-    vm = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, length)))
+    # Vertical rules of one table row are only ~20 pt long between breaks; 12 pt keeps them
+    # (a one-row table, pingtan-2021-form-scan.pdf page 3) and is still taller than a digit.
+    vm = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, px(dpi, 12))))
     return _drop_text_strokes(hm, ink, dpi, "h"), _drop_text_strokes(vm, ink, dpi, "v")
+
+
+def rule_evidence(ink: np.ndarray, dpi: float) -> tuple[np.ndarray, np.ndarray]:
+    """(horizontal, vertical) masks of short thin straight ink: where a rule *might* be.
+
+    Only used to judge whether a lattice boundary is printed at one cell's side (coverage in
+    ``grid_geometry.lattice_from_rules``), never to erase: in a scanned row ~20 pt high the
+    pieces of a broken vertical rule are shorter than the ruling kernel, so the long masks miss
+    them (pingtan-2021-form-scan.pdf merged 0 | 0 into ``01.0``). Thin = the ink run across the
+    rule direction is under ~2.5 pt, which drops text blobs and strokes lying across.
+    """
+    m = ink.astype(np.uint8)
+    thick = px(dpi, 2.5)
+    seg = px(dpi, 4)
+    across_v = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (thick, 1)))
+    v = cv2.morphologyEx(m & (1 - across_v), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, seg)))
+    across_h = cv2.morphologyEx(m, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (1, thick)))
+    h = cv2.morphologyEx(m & (1 - across_h), cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_RECT, (seg, 1)))
+    return h > 0, v > 0
 
 
 def _drop_text_strokes(mask: np.ndarray, ink: np.ndarray, dpi: float, axis: str) -> np.ndarray:
@@ -99,12 +120,22 @@ def _drop_text_strokes(mask: np.ndarray, ink: np.ndarray, dpi: float, axis: str)
     keep = np.zeros(n, bool)
     for i in range(1, n):
         x, y, w, h, _ = stats[i]
+        # The flanks stop short of the ends, where crossing rules would count as ink
+        # (a one-row table's vertical rules are all "ends": pingtan-2021-form-scan.pdf page 3).
         if axis == "h":
-            a = density(x, y - gap - depth, x + w, y - gap)
-            b = density(x, y + h + gap, x + w, y + h + gap + depth)
+            xa, xb = x + depth, x + w - depth
+            if xb - xa < depth:
+                keep[i] = True
+                continue
+            a = density(xa, y - gap - depth, xb, y - gap)
+            b = density(xa, y + h + gap, xb, y + h + gap + depth)
         else:
-            a = density(x - gap - depth, y, x - gap, y + h)
-            b = density(x + w + gap, y, x + w + gap + depth, y + h)
+            ya, yb = y + depth, y + h - depth
+            if yb - ya < depth:
+                keep[i] = True
+                continue
+            a = density(x - gap - depth, ya, x - gap, yb)
+            b = density(x + w + gap, ya, x + w + gap + depth, yb)
         keep[i] = min(a, b) < 0.12
     return keep[labels]
 
@@ -175,7 +206,7 @@ def table_regions(h_mask: np.ndarray, v_mask: np.ndarray, dpi: float) -> list[tu
     joined = cv2.dilate(both, cv2.getStructuringElement(cv2.MORPH_RECT, (grow, grow)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     out = []
-    min_w, min_h = px(dpi, 100), px(dpi, 20)
+    min_w, min_h = px(dpi, 100), px(dpi, 12)
     for i in range(1, n):
         x, y, w, h, _area = stats[i]
         if w < min_w or h < min_h:
