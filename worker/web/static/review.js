@@ -24,7 +24,9 @@
 
   function queueLine(q) {
     if (!q) return;
-    $("queue-count").textContent = q.open + " open field(s) in " + q.documents + " document(s)";
+    let claimed = 0;
+    Object.values(q.counts || {}).forEach((c) => { claimed += c.claimed || 0; });
+    $("queue-count").textContent = q.open + " open, " + claimed + " being reviewed, in " + q.documents + " document(s)";
   }
 
   function load(bundle) {
