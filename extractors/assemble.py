@@ -62,17 +62,34 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
     if not tables.rows.get("appeal"):
         pass
 
+    # Cells a relation had to choose among several readings (a split of run-together digits) are
+    # only as good as that relation: they may not pin blanks, and another relation must confirm
+    # them (property test: a blank lost inside a run-together row forces a wrong split that its
+    # row total accepts; pinning from it would hide the error in a blank cell).
+    chosen_by_relation: dict[str, set[str]] = {}
+    for row in tables.rows.values():
+        if not row.glued:
+            continue        # a tie between positions of printed values invents no number
+        for i in row.varied:
+            if row.keys[i] not in ambiguous:
+                chosen_by_relation[row.keys[i]] = set(row.keys)
+
     # relations: pin blanks, then evaluate with what is known
     values = {k: (None if (k in ambiguous or c is None) else c.value) for k, c in cells.items()}
     for k, c in cells.items():
         if c is not None and c.unclean:
             values[k] = None
-    pinned = pin(form.relations, values)
+    trusted_relations = [r for r in form.relations if not (set(r.keys) & chosen_by_relation.keys())]
+    pinned = pin(trusted_relations, values)
     checks = [evaluate(r, values) for r in form.relations]
     by_key: dict[str, list] = {}
     for c in checks:
         for k in c.keys:
             by_key.setdefault(k, []).append(c)
+    for k, own in chosen_by_relation.items():
+        others = [c for c in by_key.get(k, []) if not set(c.keys) <= own]
+        if not any(c.ok is True for c in others):
+            doubts.setdefault(k, []).append("split chosen by its row's own relation; no other relation confirms it")
 
     fields = {}
     for key in form.keys():

@@ -84,6 +84,8 @@ class RowResult:
     uncertain_positions: bool = False   # fewer cells printed than the row has, positions unknown
     glued: bool = False
     notes: list[str] = field(default_factory=list)
+    readings: int = 1          # candidates before any relation was used
+    varied: frozenset[int] = frozenset()   # cells whose value differed among those readings
 
 
 # --- stream -----------------------------------------------------------------------------------
@@ -356,6 +358,17 @@ def _relations_for(form: Form, keys: list[str]):
     return [r for r in form.relations if set(r.keys) <= ks]
 
 
+def _decoded_row(form: Form, key: str, keys: list[str], kinds: list[str], g: Group, budget: int,
+                 max_digits: int, filter_by_relations: bool = True, **kw) -> RowResult:
+    cands, uncertain, glued = decode(g.items, kinds, budget, max_digits)
+    readings = len(cands)
+    varied = frozenset(i for i in range(len(keys)) if len({c[i].value for c in cands}) > 1)
+    if filter_by_relations:
+        cands = _filter_by_own_relations(form, keys, cands)
+    return RowResult(key, keys, cands, uncertain_positions=uncertain, glued=glued, readings=readings,
+                     varied=varied, **kw)
+
+
 def _filter_by_own_relations(form: Form, keys: list[str], cands: list[Candidate]) -> list[Candidate]:
     """Keep candidates the row's own relations allow; all of them if none does."""
     rels = _relations_for(form, keys)
@@ -428,11 +441,9 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
         for ri, it in anchors.items():
             spec = apply_specs[ri]
             keys, kinds = _row_kinds(form, "apply", spec)
-            g = by_after[id(it)]
-            cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
-            cands = _filter_by_own_relations(form, keys, cands)
-            rows[f"apply.{spec.key}"] = RowResult(f"apply.{spec.key}", keys, cands, it.token.text, it.hit,
-                                                  uncertain_positions=uncertain, glued=glued)
+            rows[f"apply.{spec.key}"] = _decoded_row(form, f"apply.{spec.key}", keys, kinds, by_after[id(it)],
+                                                     budget, MAX_DIGITS_COUNT_ROW, label=it.token.text,
+                                                     label_hit=it.hit)
         # floating runs fill the gaps by the form's row order
         floating = [g for g in groups
                     if (g.after is None or g.after.hit is None or not g.after.hit.key.startswith("apply."))
@@ -449,11 +460,8 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
                 for ri, g in zip(missing, fitting):
                     spec = apply_specs[ri]
                     keys, kinds = _row_kinds(form, "apply", spec)
-                    cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
-                    cands = _filter_by_own_relations(form, keys, cands)
-                    rows[f"apply.{spec.key}"] = RowResult(f"apply.{spec.key}", keys, cands, "",
-                                                          None, placed_by_order=True,
-                                                          uncertain_positions=uncertain, glued=glued)
+                    rows[f"apply.{spec.key}"] = _decoded_row(form, f"apply.{spec.key}", keys, kinds, g, budget,
+                                                             MAX_DIGITS_COUNT_ROW, placed_by_order=True)
             elif inside or missing:
                 notes.append(f"{len(missing)} row(s) of table 三 not found by label and "
                              f"{len(fitting)} unlabelled value row(s) between them: left for review")
@@ -474,9 +482,8 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
         keys, kinds = _row_kinds(form, "active", spec)
         if g is None or not group_fits(g, kinds):
             continue
-        cands, uncertain, glued = decode(g.items, kinds, budget)
-        rows[it.hit.key] = RowResult(it.hit.key, keys, cands, it.token.text, it.hit,
-                                     uncertain_positions=uncertain, glued=glued)
+        rows[it.hit.key] = _decoded_row(form, it.hit.key, keys, kinds, g, budget, MAX_DIGITS_PER_VALUE,
+                                        filter_by_relations=False, label=it.token.text, label_hit=it.hit)
 
     # -- appeals: the first run of numbers after the appeal header that fills 15 cells --
     start = apply_span[1] if apply_span else 0
@@ -492,13 +499,11 @@ def reconstruct(stream: list[Item], form: Form, budget: int) -> Tables:
                 continue
             if g.after is not None and g.after.hit is not None and not g.after.hit.key.startswith("header."):
                 break                      # a labelled row of something else: the table is over
-            kinds = ["count"] * len(appeal_keys)
-            cands, uncertain, glued = decode(g.items, kinds, budget, MAX_DIGITS_COUNT_ROW)
-            if not cands:
+            row = _decoded_row(form, "appeal", appeal_keys, ["count"] * len(appeal_keys), g, budget,
+                               MAX_DIGITS_COUNT_ROW)
+            if not row.candidates:
                 continue
-            cands = _filter_by_own_relations(form, appeal_keys, cands)
-            rows["appeal"] = RowResult("appeal", appeal_keys, cands, "", None,
-                                       uncertain_positions=uncertain, glued=glued)
+            rows["appeal"] = row
             break
     return Tables(rows, apply_span, notes)
 
