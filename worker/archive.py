@@ -20,8 +20,10 @@ Why a file is never processed twice: an item becomes final only after its result
 a document that already has a result is never extracted again (its sha256 finds it); and
 ``save_result`` keeps exactly one extractor result per run even if two processes race.
 
-Main process owns every database write; pool workers only run ``extract_bytes`` (pure: bytes in,
-``ExtractionResult`` out), so SQLite sees one writer and PostgreSQL needs no per-worker pools.
+The main process reads, hashes, dedupes, stores originals and keeps the batch items; each pool
+worker extracts and saves its result with its own store connection (``save_job``), because
+saving ~200 fields costs more than extracting a text report. A worker that cannot save hands
+its result back and the main process saves it.
 """
 from __future__ import annotations
 
@@ -284,16 +286,58 @@ def display_name(key: str) -> str:
 
 # --------------------------------------------------------------------------- the worker side
 
-def _worker_init() -> None:
-    # Ctrl-C goes to the whole process group: only the main process handles it (it stops the
-    # pool and marks the batch interrupted); a worker dying mid-write would lose nothing, but
-    # its traceback noise would bury the one-line message.
+_worker_store: Store | None = None
+
+
+def _worker_init(url: str | None = None, blobs: str = "db") -> None:
+    """Pool process start: ignore Ctrl-C and open this process's own store connection.
+
+    Ctrl-C goes to the whole process group: only the main process handles it (it stops the pool
+    and marks the batch interrupted). Workers save their own results (``save_job``) because
+    ``Store.save_result`` costs several times the extraction of a text report; with the main
+    process as the only writer it would be the bottleneck."""
+    global _worker_store
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if url is not None:
+        _worker_store = Store(url, blobs)
 
 
 def extract_job(data: bytes, source: str, options: ExtractOptions) -> ExtractionResult:
-    """One pool job: the in-process extraction entry point (never raises for bad input)."""
+    """One extraction (never raises for bad input)."""
     return extract_bytes(data, source, options)
+
+
+@dataclass(frozen=True, slots=True)
+class JobOutcome:
+    """What a pool job did: ``saved`` (this job's result is the document's), the document's
+    ``status``/``error``/``error_code`` after it, and ``result`` when the job could not save
+    (the main process saves it then, so nothing is lost)."""
+    saved: bool
+    status: str | None
+    error: str | None
+    error_code: str | None
+    result: ExtractionResult | None = None
+
+
+def save_job(document_id: int, data: bytes, source: str, options: ExtractOptions) -> JobOutcome:
+    """One pool job: extract, then save through this worker's store."""
+    result = extract_bytes(data, source, options)
+    if _worker_store is None:
+        return JobOutcome(False, None, None, None, result)
+    try:
+        saved = _worker_store.save_result(document_id, result)
+    except Exception:                      # database trouble: hand the result back to the main process
+        log.exception("saving %s failed in a worker; the main process will retry", source)
+        return JobOutcome(False, None, None, None, result)
+    if saved is None:
+        info = _worker_store.document_info(document_id) or {}
+        return JobOutcome(False, info.get("status"), info.get("error"), info.get("error_code"))
+    return JobOutcome(True, result.status, result.error, result.error_code)
+
+
+def _blobs_spec(store: Store) -> str:
+    root = getattr(store.blobs, "root", None)
+    return "db" if root is None else str(root)
 
 
 # --------------------------------------------------------------------------- the run
@@ -384,6 +428,15 @@ class _Run:
             self.extracted += 1
         self.mark_from_status(job.key, job.sha256, job.size, job.document_id, status, error, code)
 
+    def finish_outcome(self, job: _Job, outcome: JobOutcome) -> None:
+        if outcome.result is not None:
+            self.finish_result(job, outcome.result)
+            return
+        if outcome.saved:
+            self.extracted += 1
+        self.mark_from_status(job.key, job.sha256, job.size, job.document_id, outcome.status, outcome.error,
+                              outcome.error_code)
+
     def mark_from_status(self, key: str, sha: str, size: int | None, document_id: int, status: str | None,
                          error: str | None, code: str | None) -> None:
         if status == "failed" and code in JUNK_ERROR_CODES:
@@ -443,10 +496,11 @@ class _Run:
             self.finish_result(job, extract_job(job.data, job.key, self.options))
             return
         if self.pool is None:
-            self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"), initializer=_worker_init)
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"), initializer=_worker_init,
+                                            initargs=(self.store.url, _blobs_spec(self.store)))
         while len(self.inflight) >= 2 * self.workers:
             self.drain(block=True)
-        fut = self.pool.submit(extract_job, job.data, job.key, self.options)
+        fut = self.pool.submit(save_job, job.document_id, job.data, job.key, self.options)
         self.inflight[fut] = job
 
     def drain(self, block: bool) -> None:
@@ -457,17 +511,18 @@ class _Run:
         for fut in done:
             job = self.inflight.pop(fut)
             try:
-                result = fut.result()
+                outcome = fut.result()
             except BrokenProcessPool:
                 broken.append(job)
                 continue
             except Exception as e:     # pickling trouble etc.: a bug, but the batch goes on
                 log.exception("archive job crashed on %s", job.key)
-                result = ExtractionResult.failed(job.key, job.sha256, "internal_error",
-                                                 f"nianbao could not process this file ({type(e).__name__}); "
-                                                 "it has been logged, please report it with the file.")
-            job.data = b""                 # free the bytes now; the result is all we keep
-            self.finish_result(job, result)
+                outcome = JobOutcome(False, None, None, None, ExtractionResult.failed(
+                    job.key, job.sha256, "internal_error",
+                    f"nianbao could not process this file ({type(e).__name__}); "
+                    "it has been logged, please report it with the file."))
+            job.data = b""                 # free the bytes now; the outcome is all we keep
+            self.finish_outcome(job, outcome)
         if broken:
             self.recover_broken_pool(broken)
 
