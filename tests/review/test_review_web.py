@@ -115,3 +115,17 @@ def test_review_web_document_view_highlights_flagged_cells(web):
     html = client.get(f"/review/documents/{doc}").text
     assert html.count('<td class="cell flagged"') == 5 and 'data-status="needs_review"' in html
     assert "Content-Security-Policy" in client.get(f"/review/documents/{doc}").headers
+
+
+def test_review_web_crop_is_a_band_around_the_cell():
+    import io
+
+    from PIL import Image
+
+    from worker.review_web import crop_png
+    buf = io.BytesIO()
+    Image.new("RGB", (1000, 1400), "white").save(buf, format="PNG")
+    band = Image.open(io.BytesIO(crop_png(buf.getvalue(), (100, 300, 160, 320), scale=2.0)))
+    # bbox in PDF points at 2 px/pt: rows 600-640 px, three cell heights (40 px) above and below
+    assert band.size == (1000, 280)
+    assert band.getpixel((197, 120)) != (255, 255, 255)          # the cell's outline is drawn
