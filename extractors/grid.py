@@ -137,6 +137,8 @@ _UNIT_YUAN = re.compile(r"(万元|元|万)$")
 def parse_value(text: str, kind: str) -> CellValue:
     """One printed cell -> value for a column of ``kind`` ("count", "signed", "amount")."""
     t = text.strip()
+    if t.isdigit() and t.isascii():                       # the common case, fast
+        return CellValue(int(t), text, None, [])
     unit = None
     m = _UNIT_YUAN.search(t)
     if m:
@@ -353,9 +355,17 @@ def _row_kinds(form: Form, table: str, row: RowSpec) -> tuple[list[str], list[st
     return ([f"apply.{row.key}.{c.key}" for c in form.apply_columns], ["count"] * len(form.apply_columns))
 
 
+_RELATIONS_FOR: dict[tuple, list] = {}
+
+
 def _relations_for(form: Form, keys: list[str]):
-    ks = set(keys)
-    return [r for r in form.relations if set(r.keys) <= ks]
+    """Relations entirely inside a row's cells (its row total, appeal totals), memoised."""
+    memo_key = (form.template, len(form.apply_columns), len(form.apply_rows), tuple(keys))
+    rels = _RELATIONS_FOR.get(memo_key)
+    if rels is None:
+        ks = set(keys)
+        rels = _RELATIONS_FOR[memo_key] = [r for r in form.relations if set(r.keys) <= ks]
+    return rels
 
 
 def _decoded_row(form: Form, key: str, keys: list[str], kinds: list[str], g: Group, budget: int,

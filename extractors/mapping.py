@@ -40,6 +40,7 @@ HEADER_WORDS: dict[str, tuple[str, ...]] = {
 
 FUZZY_MIN = 80.0        # rapidfuzz score (0-100) to accept a label we could not match by keyword
 FUZZY_MARGIN = 8.0      # over the best label of another row
+FUZZY_MAX_CHARS = 60    # the longest official label has 36 characters; longer text is narrative
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +65,7 @@ class LabelMatcher:
 
     def __init__(self, learned: dict[str, list[str]] | None = None):
         self.nlp = spacy.blank("zh")
+        self._memo: dict[str, list[LabelHit]] = {}
         self.matcher = PhraseMatcher(self.nlp.vocab, attr="ORTH")
         self.rows = _rows()
         self.full_labels: dict[str, list[str]] = {}
@@ -87,12 +89,22 @@ class LabelMatcher:
             self.matcher.add(key, [self.nlp.make_doc(c)])
             self.full_labels[key].append(c)
             self._choices.append((key, c))
+            self._memo.clear()
 
     def match(self, text: str) -> list[LabelHit]:
-        """Every label/header found in ``text``, left to right."""
+        """Every label/header found in ``text``, left to right (memoised: labels repeat)."""
         c = compact(text)
         if not c:
             return []
+        hit = self._memo.get(c)
+        if hit is None:
+            hit = self._match(c)
+            if len(self._memo) > 50_000:
+                self._memo.clear()
+            self._memo[c] = hit
+        return hit
+
+    def _match(self, c: str) -> list[LabelHit]:
         doc = self.nlp.make_doc(c)
         spans = filter_spans([Span(doc, s, e, label=mid) for mid, s, e in self.matcher(doc)])
         hits: list[LabelHit] = []
@@ -106,7 +118,7 @@ class LabelMatcher:
         return [fuzzy] if fuzzy else []
 
     def fuzzy(self, c: str) -> LabelHit | None:
-        if len(c) < 4:
+        if len(c) < 4 or len(c) > FUZZY_MAX_CHARS:
             return None
         best: dict[str, float] = {}
         for key, lab in self._choices:

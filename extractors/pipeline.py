@@ -67,8 +67,10 @@ def sniff_format(data: bytes, filename: str = "") -> str | None:
         return "html"
     if ext in _EXTENSIONS and _EXTENSIONS[ext] in ("text", "markdown", "html"):
         return _EXTENSIONS[ext]
-    if ext in _EXTENSIONS:
-        return None if _EXTENSIONS[ext] in ("pdf", "image", "docx") else _EXTENSIONS[ext]
+    # A binary extension whose bytes are not that format (a text report saved as .pdf) or no
+    # known extension: decide by content; the text reader refuses real binary junk itself.
+    if b"\x00" in head and not head.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
     if b"\n|" in head or head.startswith(b"|") or b"\n## " in head:
         return "markdown"
     return "text"

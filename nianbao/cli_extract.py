@@ -34,6 +34,8 @@ def extract(
     options = ExtractOptions()
     err = Console(stderr=True)
     console = Console()
+    if not console.is_terminal:
+        console = Console(width=200)          # piped output: do not cut the table at 80 columns
     sink = open(out, "w", encoding="utf-8") if out else None
     failed = 0
     rows = []
