@@ -68,11 +68,13 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
     # row total accepts; pinning from it would hide the error in a blank cell).
     chosen_by_relation: dict[str, set[str]] = {}
     for row in tables.rows.values():
-        if not row.glued:
+        if not row.glued or row.readings <= 1:
             continue        # a tie between positions of printed values invents no number
-        for i in row.varied:
-            if row.keys[i] not in ambiguous:
-                chosen_by_relation[row.keys[i]] = set(row.keys)
+        # every cell of the row, not only those that varied: a blank lost inside the run shifts
+        # the cut of cells that look fixed (property test, seed 495)
+        for k in row.keys:
+            if k not in ambiguous:
+                chosen_by_relation[k] = set(row.keys)
 
     # relations: pin blanks, then evaluate with what is known
     values = {k: (None if (k in ambiguous or c is None) else c.value) for k, c in cells.items()}
