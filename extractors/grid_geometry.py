@@ -167,11 +167,21 @@ def _coverage(mask: np.ndarray, axis: str, pos: float, a: float, b: float, band:
     return float(prof.mean()) if prof.size else 0.0
 
 
+def _thin_out(pos: list[float], min_gap: float) -> list[float]:
+    out: list[float] = []
+    for p in pos:
+        if out and p - out[-1] < min_gap:
+            out[-1] = (out[-1] + p) / 2
+        else:
+            out.append(p)
+    return out
+
+
 def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int, int, int, int],
                        *, min_rule_px: int, tol_px: int, present_coverage: float = 0.1,
                        min_rule_px_v: int | None = None,
                        evidence: tuple[np.ndarray, np.ndarray] | None = None,
-                       text_ink: np.ndarray | None = None) -> Lattice | None:
+                       text_ink: np.ndarray | None = None, min_gap_px: int = 0) -> Lattice | None:
     """A lattice for one table region (x0, y0, x1, y1) of binary rule masks (bool arrays).
 
     Boundaries: y's where the horizontal mask has at least ``min_rule_px`` inked pixels in the
@@ -194,6 +204,12 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
     xs_raw = [float(i) for i in np.nonzero(col_ink >= (min_rule_px_v or min_rule_px))[0]]
     ys = [y + y0 for y in cluster_positions(ys_raw, [float(row_ink[int(i)]) for i in ys_raw], tol_px)]
     xs = [x + x0 for x in cluster_positions(xs_raw, [float(col_ink[int(i)]) for i in xs_raw], tol_px)]
+    # Boundaries closer than ``min_gap_px`` are one rule drawn twice or a rule that is not
+    # straight (luolong-minzheng-2020-form-scan.pdf: the rule under the appeal headers sits
+    # 14 px lower on the right, which split the value row in two).
+    if min_gap_px:
+        ys = _thin_out(ys, min_gap_px)
+        xs = _thin_out(xs, min_gap_px)
     if len(ys) < 2 or len(xs) < 2:
         return None
     # Snap the outer frame to the region when the outermost rule is missing.
@@ -248,7 +264,15 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
             if vpres[r][c]:
                 continue
             nbrs = [vpres[q][c] for q in (r - 1, r + 1) if 0 <= q < nr]
-            if len(nbrs) == 2 and all(nbrs) and not crossed("v", xs[c], ys[r] + band, ys[r + 1] - band):
+            if not nbrs or not all(nbrs):
+                continue
+            if len(nbrs) == 2:
+                if not crossed("v", xs[c], ys[r] + band, ys[r + 1] - band):
+                    vpres[r][c] = True
+            elif text_ink is not None and text_ink[int(ys[r]) + near:int(ys[r + 1]) - near,
+                                                   int(xs[c - 1]) + near:int(xs[c + 1]) - near].sum() < 4 * near:
+                # First/last row: only blank cells are split (luolong-minzheng-2020-form-scan.pdf's
+                # five blank 行政复议 cells under broken rules); a label there may span.
                 vpres[r][c] = True
     # Within each lattice row, runs of columns with no vertical rule between them.
     segments: list[list[list[int]]] = []          # per row: [c0, c1, r0] (r0 = row where it starts)

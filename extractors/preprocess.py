@@ -218,6 +218,27 @@ def table_regions(h_mask: np.ndarray, v_mask: np.ndarray, dpi: float) -> list[tu
             continue
         # Undo the dilation margin.
         out.append((int(x + grow // 2), int(y + grow // 2), int(x1 - grow // 2), int(y1 - grow // 2)))
+    # Pieces of one table whose rules broke apart at the same place (every rule of a short
+    # table can have a gap in one column: luolong-minzheng-2020-form-scan.pdf's appeal table
+    # came out as two tables) are joined when they sit side by side or touch.
+    near = px(dpi, 8)
+    merged = True
+    while merged:
+        merged = False
+        for i in range(len(out)):
+            for j in range(i + 1, len(out)):
+                a, b = out[i], out[j]
+                y_overlap = min(a[3], b[3]) - max(a[1], b[1])
+                x_overlap = min(a[2], b[2]) - max(a[0], b[0])
+                side = y_overlap > 0.5 * min(a[3] - a[1], b[3] - b[1]) and x_overlap > -near
+                stacked = x_overlap > 0.8 * min(a[2] - a[0], b[2] - b[0]) and y_overlap > -near // 2
+                if side or stacked:
+                    out[i] = (min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3]))
+                    del out[j]
+                    merged = True
+                    break
+            if merged:
+                break
     # A group of rules inside another table's box (its rules broke apart) belongs to that table.
     out = [b for b in out if not any(o != b and o[0] <= b[0] + 4 and o[1] <= b[1] + 4 and o[2] >= b[2] - 4
                                      and o[3] >= b[3] - 4 for o in out)]

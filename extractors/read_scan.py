@@ -121,18 +121,28 @@ def _orientation(gray: np.ndarray, dpi: float, engine) -> int:
         g = pp.rotate_quarter(gray, q)
         t = pp.rotate_quarter(text, q)
         lines = _merge_into_lines(_bands(t.any(axis=1), min_gap=2), pp.px(dpi, BODY_PT * 1.6))
+        em = dpi / 72 * BODY_PT
         spans = []
         for a, b in lines:
+            # Single printed lines only (0.6-1.8 em high, >= 6 em wide); a table row's band holds
+            # labels, digits and rule remnants and reads poorly either way up.
+            if not 0.6 * em <= b - a <= 1.8 * em:
+                continue
             cols = np.flatnonzero(t[a:b].any(axis=0))
-            if len(cols) and b - a >= pp.px(dpi, 5):
-                spans.append((int(cols[-1] - cols[0]), a, b, int(cols[0]), int(cols[-1]) + 1))
+            if len(cols) and cols[-1] - cols[0] >= 6 * em:
+                x0 = int(cols[0])
+                spans.append((int(cols[-1] - cols[0]), a, b, x0, min(int(cols[-1]) + 1, x0 + int(14 * em))))
         spans.sort(reverse=True)
-        crops = [_crop(g, x0, a, x1, b, 4) for _, a, b, x0, x1 in spans[:4]]
+        crops = [_crop(g, x0, a, x1, b, 4) for _, a, b, x0, x1 in spans[:5]]
         if len(crops) < 2:
             return 0
         scores[q] = float(np.mean([r.score for r in engine.recognize(crops)]))
     first, second = candidates
-    return second if scores[second] > scores[first] + 0.15 else first
+    # An upside-down page reads at ~0.1-0.4; an upright one at > 0.8 (devset scans). Turn only on
+    # a clear verdict: a wrong turn loses the whole page.
+    if scores[first] < 0.6 and scores[second] > scores[first] + 0.25:
+        return second
+    return first
 
 
 def _erase_lattice_rules(sig: np.ndarray, lat: Lattice, half: int) -> None:
@@ -268,7 +278,8 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
         lat = lattice_from_rules(h_mask, v_mask, region,
                                  min_rule_px=max(pp.px(dpi, 20), int(0.12 * (x1 - x0))),
                                  min_rule_px_v=max(pp.px(dpi, 4), min(int(0.12 * (y1 - y0)), pp.px(dpi, 40))),
-                                 tol_px=pp.px(dpi, 3), evidence=evidence, text_ink=sig)
+                                 tol_px=pp.px(dpi, 3), evidence=evidence, text_ink=sig,
+                                 min_gap_px=pp.px(dpi, 6))
         if lat is None:
             continue
         lattices.append(lat)
