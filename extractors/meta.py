@@ -4,7 +4,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 
-from models.agencies import ABBREVIATIONS
+from models.agencies import ABBREVIATIONS, ORGAN_ENDINGS
 from models.forms import HEADERS_2019, HEADERS_2021
 
 from .normalize import compact
@@ -38,13 +38,23 @@ def _clean_agency(name: str) -> str | None:
     for short, full in ABBREVIATIONS.items():
         if name.endswith(short) and not name.endswith(full):
             name = name[: -len(short)] + full
-    return name
+    return name if name.endswith(ORGAN_ENDINGS) else None
+
+
+def _title_candidates(head: str):
+    """Title matches line by line, then with the first lines joined (a title wrapped in a PDF:
+    ``上海市人民政府办公厅2019年政府信息公开工`` / ``作年度报告``)."""
+    yield from _TITLE.finditer(head)
+    first_lines = "".join(line.strip() for line in head.split("\n")[:6])
+    yield from _TITLE.finditer(first_lines)
+    lines = head.split("\n")[:8]
+    for a, b in zip(lines, lines[1:]):          # organ on one line, year and title on the next
+        yield from _TITLE.finditer(a.strip() + b.strip())
 
 
 def detect_agency(text: str) -> str | None:
     head = text[:5000]
-    m = _TITLE.search(head)
-    if m:
+    for m in _title_candidates(head):
         for part in (m.group(1), m.group(3)):
             name = _clean_agency(part or "")
             if name:
