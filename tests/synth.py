@@ -19,10 +19,10 @@ ACTIVE_HEADERS = {
 
 
 def consistent_values(rng: random.Random, template: str = "2019", zero_share: float = 0.6,
-                      single_other: bool = False) -> tuple[Form, dict[str, int | float]]:
+                      single_other: bool = False, org_subtotal: bool = False) -> tuple[Form, dict[str, int | float]]:
     """Random field values that satisfy every relation of the form."""
-    form = build_form(template, single_other_row=single_other)
-    cols = [c.key for c in form.apply_columns if c.key != "total"]
+    form = build_form(template, single_other_row=single_other, org_subtotal=org_subtotal)
+    cols = [c.key for c in form.apply_columns if c.key not in ("total", "org_subtotal")]
     v: dict[str, int | float] = {}
 
     def n(hi: int = 60) -> int:
@@ -40,6 +40,8 @@ def consistent_values(rng: random.Random, template: str = "2019", zero_share: fl
         v[f"apply.new.{c}"] = whole - v[f"apply.carried_in.{c}"]
     for r in form.apply_rows:
         v[f"apply.{r.key}.total"] = sum(v[f"apply.{r.key}.{c}"] for c in cols)
+        if org_subtotal:
+            v[f"apply.{r.key}.org_subtotal"] = sum(v[f"apply.{r.key}.{c}"] for c in cols[1:])
     for g in APPEAL_GROUPS:
         parts = [n(9) for _ in APPEAL_RESULTS[:4]]
         for res, p in zip(APPEAL_RESULTS[:4], parts):
@@ -88,7 +90,8 @@ def render_tab_dump(form: Form, v: dict, *, agency: str = "测试县人民政府
     out += ["", "三、收到和处理政府信息公开申请情况", "",
             "(本列数据的勾稽关系为：第一项加第二项之和，等于第三项加第四项之和)\t\t申请人情况\t\t\t\t\t\t总计\t",
             "\t\t自然人\t法人或其他组织\t\t\t\t\t\t",
-            "\t\t\t商业企业\t科研机构\t社会公益组织\t法律服务机构\t其他\t\t"]
+            "\t\t\t商业企业\t科研机构\t社会公益组织\t法律服务机构\t其他\t"
+            + ("小计\t" if len(form.apply_columns) == 8 else "") + "\t"]
     tails: list[str] = []
     table_lines = 0
     for row in form.apply_rows:

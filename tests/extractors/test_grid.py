@@ -139,6 +139,17 @@ def test_grid_2021_single_other_row_and_subtotal_column():
     _assert_all_right(result, truth)
 
 
+def test_grid_org_subtotal_column():
+    """An extra 法人或其他组织 / 小计 column: 8 cells a row and one more relation."""
+    form, truth = _truth(seed=16, template="2021", org_subtotal=True)
+    text = render_tab_dump(form, truth, year=2023)
+    assert "小计" in text
+    result = _extract(text)
+    assert "apply.new.org_subtotal" in result.fields
+    assert any(c.relation == "org_subtotal" and c.ok for c in result.checks)
+    _assert_all_right(result, truth)
+
+
 def test_grid_label_variants_typos_and_numbering():
     form, truth = _truth(seed=15)
     text = render_tab_dump(form, truth, label_override={
