@@ -108,8 +108,8 @@ def value_groups(stream: list[Item]) -> list[Group]:
     groups: list[Group] = []
     cur: list[Item] = []
     for i, it in enumerate(stream):
-        if it.kind in ("value", "blank") and cur and cur[-1].token.line == it.token.line \
-                and cur[-1].pos == it.pos - 1:
+        if it.kind in ("value", "blank") and cur and cur[-1].pos == it.pos - 1 and (
+                cur[-1].token.line == it.token.line or _one_per_line(cur[-1], it)):
             cur.append(it)
             continue
         if cur:
@@ -122,10 +122,28 @@ def value_groups(stream: list[Item]) -> list[Group]:
     return groups
 
 
+def _one_per_line(a: Item, b: Item) -> bool:
+    """Cells printed one per line (pdftotext-style dumps): consecutive lines that hold nothing
+    but one number each continue the same row."""
+    return (a.kind == "value" and b.kind == "value" and not a.token.delimited and not b.token.delimited
+            and b.token.line == a.token.line + 1)
+
+
+def _ends_line(stream: list[Item], it: Item) -> bool:
+    return it.pos + 1 >= len(stream) or stream[it.pos + 1].token.line != it.token.line
+
+
 def _group(stream: list[Item], items: list[Item]) -> Group:
     first = items[0]
     prev = stream[first.pos - 1] if first.pos > 0 else None
-    after = prev if prev is not None and prev.kind == "label" and prev.token.line == first.token.line else None
+    after = None
+    if prev is not None and prev.kind == "label":
+        if prev.token.line == first.token.line:
+            after = prev
+        elif (not first.token.delimited and not prev.token.delimited
+              and first.token.line == prev.token.line + 1 and all(not it.token.delimited for it in items)
+              and _ends_line(stream, items[-1])):
+            after = prev        # a label line followed by its numbers one per line
     return Group(items, first.pos, first.token.line, after)
 
 

@@ -139,6 +139,14 @@ def test_grid_2021_single_other_row_and_subtotal_column():
     _assert_all_right(result, truth)
 
 
+@pytest.mark.parametrize("seed,template", [(0, "2019"), (1, "2021")])
+def test_grid_cells_one_per_line(seed, template):
+    """pdftotext-style dumps: the label on its line, then each cell on a line of its own."""
+    form, truth = consistent_values(random.Random(seed), template)
+    text = render_tab_dump(form, truth, indent=False).replace("\t", "\n")
+    _assert_all_right(_extract(text), truth)
+
+
 def test_grid_org_subtotal_column():
     """An extra 法人或其他组织 / 小计 column: 8 cells a row and one more relation."""
     form, truth = _truth(seed=16, template="2021", org_subtotal=True)
