@@ -199,10 +199,10 @@ def text_runs_vertical(ink: np.ndarray) -> bool:
 
 def table_regions(h_mask: np.ndarray, v_mask: np.ndarray, dpi: float) -> list[tuple[int, int, int, int]]:
     """Bounding boxes (x0, y0, x1, y1) of ruled tables: connected groups of rules holding both
-    horizontal and vertical ink. Rules are dilated by ~4 pt first so broken rules stay one table;
+    horizontal and vertical ink. Rules are dilated by ~10 pt first so broken rules stay one table;
     two tables are separated by at least a heading line, which is wider than that."""
     both = (h_mask | v_mask).astype(np.uint8)
-    grow = px(dpi, 4)
+    grow = px(dpi, 10)   # bridges the 20-60 px gaps of broken scanned rules; tables are further apart
     joined = cv2.dilate(both, cv2.getStructuringElement(cv2.MORPH_RECT, (grow, grow)))
     n, labels, stats, _ = cv2.connectedComponentsWithStats(joined, connectivity=8)
     out = []

@@ -27,8 +27,8 @@ def _grid_page(rows: int = 6, cols: int = 5, broken: bool = False) -> np.ndarray
                 img[y - 2:y + 3, x:x + 25] = 255
         for c in range(cols + 1):
             x = x0 + c * w
-            for y in range(y0 + 15 + 10 * c, y0 + rows * h - 20, 45):
-                img[y:y + 18, x - 2:x + 3] = 255
+            for y in range(y0 + 15 + 10 * c, y0 + rows * h - 20, 60):
+                img[y:y + 14, x - 2:x + 3] = 255
     return img
 
 
