@@ -103,6 +103,41 @@ def clean_number_text(text: str) -> tuple[str, tuple[str, ...]]:
     return t, ()
 
 
+def join_title_lines(lines: list[Line], max_lines: int = 4) -> list[Line]:
+    """Join the first page's title when it wraps (``洪泽区人民政府`` / ``2023年政府信息公开工作
+    年度报告`` in hongze-2023.pdf; ``…工作年度`` / ``报告`` in pingtan-2021-form-scan.pdf), so the
+    running text carries agency, year and 年度报告 on one line as the metadata patterns expect.
+
+    Title = the leading one-cell lines of page 1 set larger than the median one-cell line of that
+    page (≥ 1.15×), stopping at the first table row; at most ``max_lines`` are joined.
+    """
+    page1 = [l for l in lines if l.page in (None, 1)]
+    heights = sorted(l.cells[0].bbox[3] - l.cells[0].bbox[1] for l in page1
+                     if len(l.cells) == 1 and l.cells[0].bbox and l.cells[0].text)
+    if len(heights) < 3:
+        return lines
+    median = heights[len(heights) // 2]
+    run = []
+    for i, l in enumerate(lines):
+        if l.page not in (None, 1) or len(l.cells) != 1 or not l.cells[0].bbox:
+            break
+        c = l.cells[0]
+        if c.bbox[3] - c.bbox[1] >= 1.15 * median and c.text:
+            run.append(i)
+        elif run:
+            break
+        if len(run) >= max_lines or i > 8:
+            break
+    if len(run) < 2 or run != list(range(run[0], run[-1] + 1)):
+        return lines
+    cells = [lines[i].cells[0] for i in run]
+    box = (min(c.bbox[0] for c in cells), min(c.bbox[1] for c in cells),
+           max(c.bbox[2] for c in cells), max(c.bbox[3] for c in cells))
+    score = min((c.score for c in cells if not math.isnan(c.score)), default=math.nan)
+    title = Line([Cell(join_cell_lines([c.text for c in cells]), cells[0].page, box, score)], lines[run[0]].page)
+    return lines[:run[0]] + [title] + lines[run[-1] + 1:]
+
+
 # --- grids ---------------------------------------------------------------------------------
 
 

@@ -33,7 +33,7 @@ from models.cells import Cell, Line, ReadDocument
 from models.errors import CORRUPT, EMPTY, ENCRYPTED, TIMEOUT, TOO_LARGE, InputError
 from models.options import ExtractOptions
 
-from .grid_geometry import TextBox, join_cell_lines, normalize_text, rows_from_boxes, split_row_by_gaps
+from .grid_geometry import TextBox, join_cell_lines, join_title_lines, normalize_text, rows_from_boxes, split_row_by_gaps
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,8 @@ def lines_from_text_layer(page, page_no: int) -> list[Line]:
                      Line([Cell(join_cell_lines([c.text]), page_no, tuple(round(v, 2) for v in c.bbox))
                            for c in cells], page_no)))
     rows.sort(key=lambda r: r[0])
-    return [line for _, line in rows]
+    lines = [line for _, line in rows]
+    return join_title_lines(lines) if page_no == 1 else lines
 
 
 def _line_text(line: Line) -> str:

@@ -30,7 +30,7 @@ from models.errors import CORRUPT, EMPTY, TOO_LARGE, UNSUPPORTED, InputError
 from models.options import ExtractOptions
 
 from . import preprocess as pp
-from .grid_geometry import Lattice, clean_number_text, join_cell_lines, lattice_from_rules, lines_from_grid
+from .grid_geometry import Lattice, clean_number_text, join_title_lines, join_cell_lines, lattice_from_rules, lines_from_grid
 from .ocr import get_engine
 
 log = logging.getLogger(__name__)
@@ -342,6 +342,8 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
     # Reading order: top to bottom; pieces of one printed line left to right become one Line.
     placed.sort(key=lambda t: t[0])
     lines = _join_same_row(placed, tol=pp.px(dpi, 4) * scale)
+    if page_no == 1:
+        lines = join_title_lines(lines)
     text = "\n".join(" ".join(c.text for c in l.cells if c.text) for l in lines)
     return lines, text, warnings
 
