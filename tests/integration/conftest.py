@@ -61,26 +61,29 @@ def _reachable() -> str | None:
 
 
 SKIP = _reachable()
-REDIS_DB = _pick_redis_db() if SKIP is None else 0
 
-# The environment of this test process and of every worker it starts; set before any
-# worker module reads its settings.
-ENV = {
-    "NIANBAO_HOME": str(HOME),
-    "NIANBAO_DATABASE_URL": PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0] + "/" + DB_NAME,
-    "NIANBAO_BROKER_URL": f"{REDIS}/{REDIS_DB}",
-    "NIANBAO_QUEUE": QUEUE,
-    "NIANBAO_ADMIN_TOKEN": f"admin-{RUN}",
-    "NIANBAO_LEASE_SECONDS": "3",
-    "NIANBAO_SWEEP_SECONDS": "1",
-    "NIANBAO_QUEUED_DEADLINE_SECONDS": "30",
-    "NIANBAO_MAX_REDELIVERIES": "2",
-    "NIANBAO_VISIBILITY_TIMEOUT": "3600",
-    "NIANBAO_TEST_SLOW_SECONDS": "6",
-}
-os.environ.update(ENV)
-from worker import settings as _settings_module  # noqa: E402
-_settings_module.settings.cache_clear()
+# The environment of this session's service and of every worker it starts. Filled and put into
+# os.environ by the ``service_db`` fixture only (never at import: other test folders collected
+# in the same run must not see it), and restored afterwards.
+ENV: dict[str, str] = {}
+
+
+def _service_env() -> dict[str, str]:
+    return {
+        "NIANBAO_HOME": str(HOME),
+        "NIANBAO_DATABASE_URL": PG_ADMIN.replace("postgresql://", "postgresql+psycopg://").rsplit("/", 1)[0]
+        + "/" + DB_NAME,
+        "NIANBAO_BROKER_URL": f"{REDIS}/{_pick_redis_db()}",
+        "NIANBAO_QUEUE": QUEUE,
+        "NIANBAO_ADMIN_TOKEN": f"admin-{RUN}",
+        "NIANBAO_BLOBS": str(HOME / "blobs"),
+        "NIANBAO_LEASE_SECONDS": "3",
+        "NIANBAO_SWEEP_SECONDS": "1",
+        "NIANBAO_QUEUED_DEADLINE_SECONDS": "30",
+        "NIANBAO_MAX_REDELIVERIES": "2",
+        "NIANBAO_VISIBILITY_TIMEOUT": "3600",
+        "NIANBAO_TEST_SLOW_SECONDS": "6",
+    }
 
 
 def redis_up() -> bool:
@@ -102,39 +105,60 @@ def ensure_redis() -> None:
 
 @pytest.fixture(scope="session")
 def service_db():
-    """The session's PostgreSQL database, migrated; dropped at the end."""
+    """The session's PostgreSQL database (migrated) and environment; dropped/restored at the end."""
     if SKIP:
         pytest.skip(SKIP)
     import psycopg
+    ENV.update(_service_env())
+    saved = {k: os.environ.get(k) for k in ENV}
+    os.environ.update(ENV)
+    from worker import settings as settings_module
+    settings_module.settings.cache_clear()
     with psycopg.connect(PG_ADMIN, autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{DB_NAME}"')
     from worker.store import upgrade
     upgrade(ENV["NIANBAO_DATABASE_URL"])
-    yield ENV["NIANBAO_DATABASE_URL"]
-    from worker import store as store_module
-    if store_module._default is not None:
-        store_module._default.engine.dispose()
-    with psycopg.connect(PG_ADMIN, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
-    ensure_redis()
-    import redis
-    redis.Redis.from_url(f"{REDIS}/{REDIS_DB}").flushdb()
-    shutil.rmtree(HOME, ignore_errors=True)
+    try:
+        yield ENV["NIANBAO_DATABASE_URL"]
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as c:
+            c.execute(f'DROP DATABASE IF EXISTS "{DB_NAME}" WITH (FORCE)')
+        ensure_redis()
+        import redis
+        redis.Redis.from_url(ENV["NIANBAO_BROKER_URL"]).flushdb()
+        shutil.rmtree(HOME, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+        settings_module.settings.cache_clear()
 
 
 @pytest.fixture(scope="session")
 def store(service_db):
-    from worker.store import default_store
-    return default_store()
+    from worker.settings import settings
+    from worker.store import Store
+    st = Store.from_settings(settings())
+    yield st
+    st.engine.dispose()
 
 
 @pytest.fixture(scope="session")
 def client(store):
-    """The API in-process, sending real Celery messages to the session's queue."""
+    """The API in-process, sending real Celery messages to the session's broker and queue
+    (through a Celery app built for this session, whatever app other tests built before)."""
     from fastapi.testclient import TestClient
     from worker.api import create_app
+    from worker.celery_app import make_app
+    from worker.jobs import PROCESS_DOCUMENT
     from worker.settings import settings
-    app = create_app(settings(), store=store)
+    celery = make_app()
+
+    def enqueue(document_id: int) -> None:
+        celery.send_task(PROCESS_DOCUMENT, args=[document_id], queue=QUEUE)
+
+    app = create_app(settings(), store=store, enqueue=enqueue)
     with TestClient(app) as c:
         c.headers["Authorization"] = f"Bearer {ENV['NIANBAO_ADMIN_TOKEN']}"
         yield c
