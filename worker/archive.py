@@ -42,7 +42,7 @@ from pathlib import Path, PurePosixPath
 from typing import Callable, Iterable, Iterator, Sequence
 
 from extractors.pipeline import extract_bytes, sha256_hex, sniff_format
-from models.errors import NO_TABLES, NOT_A_REPORT
+from models.errors import NO_TABLES, NOT_A_REPORT, TIMEOUT
 from models.options import ExtractOptions, Limits
 from models.result import ExtractionResult
 from models.tables import FINISHED_STATUSES
@@ -58,8 +58,7 @@ JUNK_ERROR_CODES = (NO_TABLES, NOT_A_REPORT, "unsupported_type", "empty_file", "
 # Files that are never report inputs (OS / tool litter); reported as junk, never opened.
 _LITTER_NAMES = {".ds_store", "thumbs.db", "desktop.ini"}
 _LITTER_DIRS = {"__macosx", ".git", ".svn", "__pycache__"}
-# A worker process that dies this many times while holding the same file: the file is given up.
-MAX_WORKER_CRASHES = 2
+_POLL_SECONDS = 5.0             # how often a waiting run looks for overdue jobs
 
 
 # --------------------------------------------------------------------------- discovery
@@ -298,8 +297,20 @@ def _worker_init(url: str | None = None, blobs: str = "db") -> None:
     process as the only writer it would be the bottleneck."""
     global _worker_store
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _die_with_parent()
     if url is not None:
         _worker_store = Store(url, blobs)
+
+
+def _die_with_parent() -> None:
+    """Linux: get SIGKILL when the archive process dies (kill -9, OOM killer), so no orphaned
+    worker keeps running; elsewhere a no-op."""
+    try:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGKILL)          # PR_SET_PDEATHSIG
+    except Exception:
+        pass
 
 
 def extract_job(data: bytes, source: str, options: ExtractOptions) -> ExtractionResult:
@@ -371,6 +382,7 @@ class _Job:
     size: int
     data: bytes
     crashes: int = 0
+    submitted: float = 0.0          # time.monotonic() when handed to the pool
 
 
 class _Run:
@@ -495,18 +507,32 @@ class _Run:
         if self.workers == 1:
             self.finish_result(job, extract_job(job.data, job.key, self.options))
             return
+        self.ensure_pool()
+        while len(self.inflight) >= 2 * self.workers:
+            self.drain(block=True)
+        job.submitted = time.monotonic()
+        try:
+            fut = self.pool.submit(save_job, job.document_id, job.data, job.key, self.options)
+        except BrokenProcessPool:
+            # The pool died before its failed futures were collected: the jobs in flight are the
+            # suspects (this one never ran); recover, then hand this one to the fresh pool.
+            self.recover_broken_pool([])
+            self.submit(job)
+            return
+        self.inflight[fut] = job
+
+    def ensure_pool(self) -> None:
         if self.pool is None:
             self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("fork"), initializer=_worker_init,
                                             initargs=(self.store.url, _blobs_spec(self.store)))
-        while len(self.inflight) >= 2 * self.workers:
-            self.drain(block=True)
-        fut = self.pool.submit(save_job, job.document_id, job.data, job.key, self.options)
-        self.inflight[fut] = job
 
     def drain(self, block: bool) -> None:
         if not self.inflight:
             return
-        done, _ = wait(list(self.inflight), timeout=None if block else 0, return_when=FIRST_COMPLETED)
+        done, _ = wait(list(self.inflight), timeout=_POLL_SECONDS if block else 0, return_when=FIRST_COMPLETED)
+        if not done and block:
+            self.stop_overdue()
+            return
         broken: list[_Job] = []
         for fut in done:
             job = self.inflight.pop(fut)
@@ -526,24 +552,62 @@ class _Run:
         if broken:
             self.recover_broken_pool(broken)
 
+    def stop_overdue(self) -> None:
+        """A job past its deadline (a reader stuck on one file) would hold its worker forever:
+        stop the pool, fail the overdue files with ``timeout``, and resubmit the others. The
+        deadline counts from submission, and at most two jobs per worker are submitted, so it
+        is twice the per-document budget."""
+        deadline = 2 * self.options.limits.max_seconds_per_document
+        now = time.monotonic()
+        overdue = [j for j in self.inflight.values() if now - j.submitted > deadline]
+        if not overdue:
+            return
+        others = [j for j in self.inflight.values() if now - j.submitted <= deadline]
+        self.inflight.clear()
+        self.stop_pool(hard=True)
+        for job in overdue:
+            self.finish_result(job, self.timeout_result(job))
+        for job in others:
+            self.submit(job)
+
     def recover_broken_pool(self, broken: list[_Job]) -> None:
         """A worker process died (segfault in a native reader, out of memory). We cannot tell
-        which file killed it, so every job it may have held is tried again in a fresh pool; a
-        file present at ``MAX_WORKER_CRASHES`` deaths is given up as failed."""
-        jobs = broken + list(self.inflight.values())
+        which file killed it, so each job it may have held is run again alone in a fresh pool:
+        one that kills its worker alone is the culprit and is given up as failed; the others
+        finish normally."""
+        suspects = broken + list(self.inflight.values())
         self.inflight.clear()
         if self.pool is not None:
             self.pool.shutdown(wait=False, cancel_futures=True)
             self.pool = None
-        for job in jobs:
+        for job in suspects:
+            self.run_alone(job)
+
+    def run_alone(self, job: _Job) -> None:
+        self.ensure_pool()
+        job.submitted = time.monotonic()
+        try:
+            fut = self.pool.submit(save_job, job.document_id, job.data, job.key, self.options)
+            outcome = fut.result(timeout=2 * self.options.limits.max_seconds_per_document)
+        except BrokenProcessPool:
+            self.pool.shutdown(wait=False, cancel_futures=True)
+            self.pool = None
             job.crashes += 1
-            if job.crashes >= MAX_WORKER_CRASHES:
-                self.finish_result(job, ExtractionResult.failed(
-                    job.key, job.sha256, "worker_crashed",
-                    f"Processing this file stopped the worker {job.crashes} times, so it was given up; "
-                    "check that the file opens, re-save or split it, and archive it again."))
-            else:
-                self.submit(job)
+            outcome = JobOutcome(False, None, None, None, ExtractionResult.failed(
+                job.key, job.sha256, "worker_crashed",
+                "Processing this file stopped the worker process, so it was given up; "
+                "check that the file opens, re-save or split it, and archive it again."))
+        except TimeoutError:
+            self.stop_pool(hard=True)
+            outcome = JobOutcome(False, None, None, None, self.timeout_result(job))
+        job.data = b""
+        self.finish_outcome(job, outcome)
+
+    def timeout_result(self, job: _Job) -> ExtractionResult:
+        return ExtractionResult.failed(
+            job.key, job.sha256, TIMEOUT,
+            f"Processing this file took over {self.options.limits.max_seconds_per_document:.0f} s, so it "
+            "was stopped; split the file or raise Limits.max_seconds_per_document.")
 
     def stop_pool(self, hard: bool) -> None:
         if self.pool is None:

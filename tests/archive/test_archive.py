@@ -197,3 +197,47 @@ def test_archive_queue_mode_enqueues_and_waits_for_the_service(tmp_path, store):
     s = run_archive(store, [root], queue=True, enqueue=enqueue, queue_poll_seconds=0.01)
     assert sorted(sent) == sorted(set(sent)) and len(sent) == 3
     assert s.counts == {"done": 3, "duplicate": 1}
+
+
+def _patched_extract(real):
+    def extract(data, source, options):
+        name = Path(source).name          # (the test's tmp_path has "crash" in it too)
+        if name.startswith("crash"):
+            os._exit(3)                    # a native reader taking the worker process down
+        if name.startswith("slow"):
+            time.sleep(60)                 # a reader stuck on one file
+        return real(data, source, options)
+    return extract
+
+
+def test_archive_worker_crash_fails_only_that_file(tmp_path, store, monkeypatch):
+    import worker.archive as archive
+    monkeypatch.setattr(archive, "extract_bytes", _patched_extract(archive.extract_bytes))  # inherited by fork
+    root = tmp_path / "a"
+    root.mkdir()
+    for i in range(6):
+        (root / f"r{i}.txt").write_bytes(unique_report(i))
+    (root / "crash.txt").write_bytes(unique_report(100))
+    s = run_archive(store, [root], workers=2)
+    items = {Path(i["path"]).name: i for i in store.batch_items(s.batch_id)}
+    assert items["crash.txt"]["state"] == "failed" and "stopped the worker" in items["crash.txt"]["error"]
+    assert all(items[f"r{i}.txt"]["state"] == "done" for i in range(6)), [(k, i["state"], i["error"]) for k, i in items.items()]
+
+
+def test_archive_stuck_file_times_out_and_the_batch_goes_on(tmp_path, store, monkeypatch):
+    import worker.archive as archive
+    from models.options import ExtractOptions
+    monkeypatch.setattr(archive, "extract_bytes", _patched_extract(archive.extract_bytes))
+    monkeypatch.setattr(archive, "_POLL_SECONDS", 0.2)
+    root = tmp_path / "a"
+    root.mkdir()
+    for i in range(4):
+        (root / f"r{i}.txt").write_bytes(unique_report(i))
+    (root / "slow.txt").write_bytes(unique_report(100))
+    options = ExtractOptions(limits=Limits(max_seconds_per_document=4))
+    t0 = time.monotonic()
+    s = run_archive(store, [root], workers=2, options=options)
+    assert time.monotonic() - t0 < 30
+    items = {Path(i["path"]).name: i for i in store.batch_items(s.batch_id)}
+    assert items["slow.txt"]["state"] == "failed" and "took over" in items["slow.txt"]["error"]
+    assert all(items[f"r{i}.txt"]["state"] == "done" for i in range(4)), [(k, i["state"], i["error"]) for k, i in items.items()]
