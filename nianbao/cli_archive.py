@@ -47,7 +47,7 @@ def archive(
 ) -> None:
     """Digitize every report under PATHS into the store. Resumable: rerun the same command after
     Ctrl-C or a crash and it continues where it stopped; no file is processed twice."""
-    from worker.archive import ArchiveInterrupted, run_archive
+    from worker.archive import ArchiveInterrupted, QueueUnavailable, run_archive
 
     err = Console(stderr=True)
     for p in paths:
@@ -94,6 +94,9 @@ def archive(
         with progress:
             summary = run_archive(store, paths, workers=workers, queue=queue, name=name,
                                   on_start=on_start, on_item=on_item, enqueue=enqueue)
+    except QueueUnavailable as e:
+        err.print(f"[red]error[/red] {e}", highlight=False)
+        raise typer.Exit(2)
     except ArchiveInterrupted as e:
         s = e.summary
         err.print(f"[yellow]interrupted[/yellow]: batch {s.batch_id} saved ({s.counts.get('pending', 0)} files "

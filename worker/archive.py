@@ -494,7 +494,12 @@ class _Run:
                                       document_id=added.id)
             # Always send: the service's ``advance_document`` is idempotent, and a document left
             # queued by an interrupted run may never have had a message.
-            self.enqueue(added.id)
+            try:
+                self.enqueue(added.id)
+            except Exception as e:       # broker down: stop, the item stays pending for a rerun
+                raise QueueUnavailable(
+                    f"Cannot enqueue to the Celery service ({type(e).__name__}: {e}); start Redis and "
+                    "`nianbao` workers, or rerun without --queue to process locally.") from e
             self.store.mark_enqueued(added.id)
             self.extracted += 1
             self.waiting.setdefault(added.id, []).append(item.key)
@@ -746,6 +751,10 @@ def settle_duplicates(store: Store, batch_id: int) -> int:
             item.error = f"Same bytes as {display_name(owner.path)}: {owner.error or owner.state}"
             changed += 1
     return changed
+
+
+class QueueUnavailable(RuntimeError):
+    """``--queue`` but the broker cannot be reached; the batch stays resumable."""
 
 
 class ArchiveInterrupted(KeyboardInterrupt):
