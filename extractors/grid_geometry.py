@@ -293,7 +293,7 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
     vpres = [[present("v", xs[c], ys[r] + band, ys[r + 1] - band) for c in range(nc + 1)] for r in range(nr)]
     for c in range(1, nc):
         strength = sum(vpres[r][c] for r in range(nr)) / nr
-        if strength < 0.6:
+        if strength < 0.45:
             continue
         for r in range(nr):
             if vpres[r][c]:
@@ -301,10 +301,10 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
             nbrs = [vpres[q][c] for q in (r - 1, r + 1) if 0 <= q < nr]
             if not nbrs or not all(nbrs):
                 continue
-            if len(nbrs) == 2:
+            if len(nbrs) == 2 and strength >= 0.6:
                 if not crossed("v", xs[c], ys[r] + band, ys[r + 1] - band):
                     vpres[r][c] = True
-            elif text_ink is not None and text_ink[int(ys[r]) + near:int(ys[r + 1]) - near,
+            elif strength >= 0.45 and text_ink is not None and text_ink[int(ys[r]) + near:int(ys[r + 1]) - near,
                                                    int(xs[c - 1]) + near:int(xs[c + 1]) - near].sum() < 4 * near:
                 # First/last row: only blank cells are split (luolong-minzheng-2020-form-scan.pdf's
                 # five blank 行政复议 cells under broken rules); a label there may span.

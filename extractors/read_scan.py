@@ -47,6 +47,7 @@ class _Crop:
     image: np.ndarray
     owner: object          # the GridCell or prose segment it belongs to
     order: int
+    y_mid: float = math.nan   # centre of the text line (deskewed pixels), to split stacked cells
 
 
 @dataclass(slots=True)
@@ -87,11 +88,12 @@ def _merge_into_lines(bands: list[tuple[int, int]], max_line: int) -> list[tuple
     return out
 
 
-def _significant(ink: np.ndarray, dpi: float) -> np.ndarray:
+def _significant(ink: np.ndarray, dpi: float, min_area: int | None = None) -> np.ndarray:
     """Ink without paper specks: components smaller than a decimal point (~1.2 pt square) go.
     The scans carry salt noise of 1-3 px dots (devset *-scan.pdf)."""
     n, labels, stats, _ = cv2.connectedComponentsWithStats(ink.astype(np.uint8), connectivity=8)
-    min_area = max(6, int(round((dpi / 72 * 1.2) ** 2 * 0.8)))
+    if min_area is None:
+        min_area = max(6, int(round((dpi / 72 * 1.2) ** 2 * 0.8)))
     keep = stats[:, cv2.CC_STAT_AREA] >= min_area
     keep[0] = False
     return keep[labels]
@@ -270,13 +272,18 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
     evidence = pp.rule_evidence(ink, dpi)
     clean = pp.erase(gray, rules, dpi)
     grown = cv2.dilate(rules.astype(np.uint8), np.ones((3, 3), np.uint8), iterations=max(1, pp.px(dpi, 1)))
-    sig = _significant(ink & (grown == 0), dpi)
+    # Inside cells even a 2×3-px decimal point counts (shanghai-bgt-2019-form-scan.pdf: 25.1 was
+    # read as 251 when it was dropped); isolated dots there are removed by ``_glyph_mask``.
+    # Outside tables the stricter default keeps noise clusters from becoming "lines".
+    sig = _significant(ink & (grown == 0), dpi, min_area=3)
+    prose_sig = _significant(ink & (grown == 0), dpi)
     edge = pp.px(dpi, 6)       # no text within 6 pt of the paper's edge; scanner shadows are
     sig[:edge], sig[-edge:], sig[:, :edge], sig[:, -edge:] = False, False, False, False
+    prose_sig[~sig] = False
 
     crops: list[_Crop] = []
     lattices: list[Lattice] = []
-    outside = sig.copy()
+    outside = prose_sig
     for region in pp.table_regions(h_mask, v_mask, dpi):
         x0, y0, x1, y1 = region
         lat = lattice_from_rules(h_mask, v_mask, region,
@@ -291,8 +298,8 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
         m = pp.px(dpi, 2)
         outside[max(0, y0 - m):y1 + m, max(0, x0 - m):x1 + m] = False
         for cell in lat.cells:
-            for i, (crop, _box) in enumerate(_cell_crops(clean, sig, cell.bbox, dpi)):
-                crops.append(_Crop(crop, cell, i))
+            for i, (crop, box) in enumerate(_cell_crops(clean, sig, cell.bbox, dpi)):
+                crops.append(_Crop(crop, cell, i, (box[1] + box[3]) / 2))
     segments = []
     for seg, seg_crops in _prose_segments(clean, outside, dpi):
         segments.append(seg)
@@ -308,7 +315,7 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
             if r.text and r.score > readings[i].score:
                 readings[i] = r
     for crop, reading in zip(crops, readings):
-        crop.owner.parts.append((crop.order, reading.text, reading.score))
+        crop.owner.parts.append((crop.order, reading.text, reading.score, crop.y_mid))
 
     # Back from the deskewed, turned frame to the input image's pixels (then × scale).
     inv = cv2.invertAffineTransform(cv2.getRotationMatrix2D((w0 / 2, h0 / 2), angle, 1.0))
@@ -323,6 +330,7 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
 
     placed: list[tuple[float, Line]] = []
     for lat in lattices:
+        lat.cells = _split_stacked_numbers(lat)
         for cell in lat.cells:
             parts = sorted(cell.parts)
             text = join_cell_lines([p[1] for p in parts])
@@ -346,6 +354,34 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
         lines = join_title_lines(lines)
     text = "\n".join(" ".join(c.text for c in l.cells if c.text) for l in lines)
     return lines, text, warnings
+
+
+def _split_stacked_numbers(lat: Lattice) -> list:
+    """A one-column cell spanning k lattice rows whose k text lines are numbers, one in each row's
+    band, is k cells: the rule between them was lost in the scan, not printed away
+    (shanghai-kjw-2024-form-scan.pdf: 0 over 1 read as one cell ``01``)."""
+    from .grid_geometry import GridCell
+    out = []
+    for cell in lat.cells:
+        k = cell.r1 - cell.r0 + 1
+        parts = sorted(cell.parts)
+        if k < 2 or cell.c0 != cell.c1 or not parts or len(parts) > k or \
+                not all(clean_number_text(p[1])[0].replace(".", "", 1).isdigit() for p in parts):
+            out.append(cell)
+            continue
+        rows = [next((r for r in range(cell.r0, cell.r1 + 1) if lat.ys[r] <= p[3] < lat.ys[r + 1]), None)
+                for p in parts]
+        if None in rows or len(set(rows)) != len(rows):
+            out.append(cell)
+            continue
+        # Rows of the span without a number get a blank cell (flagged downstream as blank).
+        by_row = dict(zip(rows, parts))
+        for r in range(cell.r0, cell.r1 + 1):
+            g = GridCell(r, cell.c0, r, cell.c1, (cell.bbox[0], lat.ys[r], cell.bbox[2], lat.ys[r + 1]))
+            g.parts = [by_row[r]] if r in by_row else []
+            out.append(g)
+    out.sort(key=lambda g: (g.r0, g.c0))
+    return out
 
 
 def _variant(crop: np.ndarray) -> np.ndarray:
