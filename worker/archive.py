@@ -673,7 +673,10 @@ def run_archive(store: Store, roots: Sequence[Path | str], *, workers: int | Non
     for item in known.values():
         if item["state"] == "done" and item["document_id"] is not None:
             run.done_docs.add(item["document_id"])
-        if item["sha256"] and item["document_id"] is not None and item["state"] in ("done", "duplicate"):
+        # Only items whose document has its result: a duplicate marked while its original was
+        # still in flight when the run stopped must not make the (still pending) original a
+        # duplicate too, or nobody would extract that document.
+        if item["sha256"] and item["document_id"] is not None and item["state"] in ("done", "junk", "failed"):
             run.owner_of.setdefault(item["sha256"], item["document_id"])
     already = sum(1 for i in known.values() if i["state"] in FINAL_STATES)
     total = len({f.key for f in found} | set(known))

@@ -241,3 +241,22 @@ def test_archive_stuck_file_times_out_and_the_batch_goes_on(tmp_path, store, mon
     items = {Path(i["path"]).name: i for i in store.batch_items(s.batch_id)}
     assert items["slow.txt"]["state"] == "failed" and "took over" in items["slow.txt"]["error"]
     assert all(items[f"r{i}.txt"]["state"] == "done" for i in range(4)), [(k, i["state"], i["error"]) for k, i in items.items()]
+
+
+def test_archive_resume_extracts_an_original_whose_copy_was_merged_before_the_stop(tmp_path, store):
+    """Regression: stopped after a copy was marked duplicate but before its original's result was
+    saved; the rerun must extract the original, not call it a duplicate of an empty document."""
+    root = tmp_path / "a"
+    root.mkdir()
+    data = unique_report(5)
+    (root / "a-original.txt").write_bytes(data)
+    (root / "b-copy.txt").write_bytes(data)
+    batch_id, _ = store.find_or_start_batch([str(root)])
+    store.add_batch_items(batch_id, [str(root / "a-original.txt"), str(root / "b-copy.txt")])
+    added = store.add_document(data, str(root / "a-original.txt"), format="text")      # queued, no result
+    store.set_batch_item(batch_id, str(root / "b-copy.txt"), "duplicate", sha256=added.sha256,
+                         size=len(data), document_id=added.id)
+    s = run_archive(store, [root], workers=1)
+    assert s.resumed and s.extracted_now == 1
+    assert s.counts == {"done": 1, "duplicate": 1}
+    assert store.document_info(added.id)["status"] in ("extracted", "needs_review")
