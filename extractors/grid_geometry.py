@@ -216,7 +216,8 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
                        *, min_rule_px: int, tol_px: int, present_coverage: float = 0.1,
                        min_rule_px_v: int | None = None,
                        evidence: tuple[np.ndarray, np.ndarray] | None = None,
-                       text_ink: np.ndarray | None = None, min_gap_px: int = 0) -> Lattice | None:
+                       text_ink: np.ndarray | None = None, min_gap_px: int = 0,
+                       narrow_px: int = 0) -> Lattice | None:
     """A lattice for one table region (x0, y0, x1, y1) of binary rule masks (bool arrays).
 
     Boundaries: y's where the horizontal mask has at least ``min_rule_px`` inked pixels in the
@@ -304,6 +305,11 @@ def lattice_from_rules(h_mask: np.ndarray, v_mask: np.ndarray, region: tuple[int
             if len(nbrs) == 2 and strength >= 0.6:
                 if not crossed("v", xs[c], ys[r] + band, ys[r + 1] - band):
                     vpres[r][c] = True
+            elif (strength >= 0.6 and narrow_px and xs[c] - xs[c - 1] < narrow_px and xs[c + 1] - xs[c] < narrow_px
+                  and not crossed("v", xs[c], ys[r] + band, ys[r + 1] - band)):
+                # First/last row between two narrow (value) columns: numbers side by side under a
+                # broken rule (pingtan-2023-form-scan.pdf's appeal row read ``1 0`` as ``1.10``).
+                vpres[r][c] = True
             elif strength >= 0.45 and text_ink is not None and text_ink[int(ys[r]) + near:int(ys[r + 1]) - near,
                                                    int(xs[c - 1]) + near:int(xs[c + 1]) - near].sum() < 4 * near:
                 # First/last row: only blank cells are split (luolong-minzheng-2020-form-scan.pdf's

@@ -290,7 +290,7 @@ def ocr_page_image(image: np.ndarray, page_no: int, options: ExtractOptions = Ex
                                  min_rule_px=max(pp.px(dpi, 20), int(0.12 * (x1 - x0))),
                                  min_rule_px_v=max(pp.px(dpi, 4), min(int(0.12 * (y1 - y0)), pp.px(dpi, 40))),
                                  tol_px=pp.px(dpi, 3), evidence=evidence, text_ink=sig,
-                                 min_gap_px=pp.px(dpi, 6))
+                                 min_gap_px=pp.px(dpi, 6), narrow_px=pp.px(dpi, 3.2 * BODY_PT))
         if lat is None:
             continue
         lattices.append(lat)
