@@ -271,6 +271,8 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
             raise ApiError(422, "invalid_request", "Give a 'name' and a 'role' of reviewer or admin.")
         return {"name": name, "role": role, "token": store.create_token(name, role)}
 
+    from .review_web import router as review_router     # the reviewer page and its JSON API
+    app.include_router(review_router)
     return app
 
 

@@ -42,8 +42,19 @@ def owner_id(task_id: str | None = None) -> str:
 
 
 def extract_options() -> ExtractOptions:
-    """The worker's extraction options (defaults; read once)."""
-    return ExtractOptions()
+    """The worker's extraction options: defaults plus the installation's learned label rules."""
+    from .review import review_settings
+    return ExtractOptions(rules_file=str(review_settings().rules_file))
+
+
+def after_saved(store: Store, document_id: int) -> None:
+    """Review bookkeeping after a stored extraction: re-apply decisions' relations and set queue
+    priorities. Never fails the document. (Spot checks are sampled per archive batch, at its end.)"""
+    from .review import after_extraction
+    try:
+        after_extraction(store, document_id, spot_check_percent=0)
+    except Exception:
+        log.warning("review bookkeeping failed for document %s", document_id, exc_info=True)
 
 
 # --------------------------------------------------------------------------- enqueueing
@@ -178,6 +189,8 @@ def _run_claimed(store: Store, document_id: int, owner: str, stage: str | None, 
     with heartbeat(lambda: store.renew_document_lease(document_id, owner), lease_beat):
         result = extract_whole(data, filename, options)
     saved = store.save_result(document_id, result, owner=owner)
+    if saved:
+        after_saved(store, document_id)
     return result.status if saved else "lease_lost"
 
 
@@ -187,6 +200,8 @@ def _join(store: Store, document_id: int, owner: str, lease_beat: float) -> str:
     with heartbeat(lambda: store.renew_document_lease(document_id, owner), lease_beat):
         result = extract_from_pages(pages, data, filename, extract_options())
     saved = store.save_result(document_id, result, owner=owner)
+    if saved:
+        after_saved(store, document_id)
     return result.status if saved else "lease_lost"
 
 
