@@ -390,6 +390,11 @@ def _decoded_row(form: Form, key: str, keys: list[str], kinds: list[str], g: Gro
                  max_digits: int, filter_by_relations: bool = True, **kw) -> RowResult:
     cands, uncertain, glued = decode(g.items, kinds, budget, max_digits)
     readings = len(cands)
+    if glued and not any(it.token.glued for it in g.items):
+        # a delimited row with too few cells, read as digits run together: even a split that
+        # is unique by its digits alone is a guess until a relation outside the row confirms it
+        # (pingtan-2023-form-scan: "1 | 0" under a lost rule read as one cell)
+        readings = max(readings, 2)
     varied = frozenset(i for i in range(len(keys)) if len({c[i].value for c in cands}) > 1)
     if filter_by_relations:
         cands = _filter_by_own_relations(form, keys, cands)

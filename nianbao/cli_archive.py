@@ -93,7 +93,7 @@ def archive(
     try:
         with progress:
             summary = run_archive(store, paths, workers=workers, queue=queue, name=name,
-                                  on_start=on_start, on_item=on_item, enqueue=enqueue)
+                                  options=_options(), on_start=on_start, on_item=on_item, enqueue=enqueue)
     except QueueUnavailable as e:
         err.print(f"[red]error[/red] {e}", highlight=False)
         raise typer.Exit(2)
@@ -171,6 +171,13 @@ def report(
     store = _store()
     write_report(store, out, batch_id=batch)
     Console(stderr=True).print(f"wrote {out}", highlight=False)
+
+
+def _options():
+    """Extraction options with the installation's learned label rules (written by reviewers)."""
+    from models.options import ExtractOptions
+    from worker.review import review_settings
+    return ExtractOptions(rules_file=str(review_settings().rules_file))
 
 
 def register(app: typer.Typer) -> None:

@@ -365,6 +365,7 @@ class ArchiveSummary:
     interrupted: bool = False
     seconds: float = 0.0
     junk_reasons: Counter = field(default_factory=Counter)
+    spot_checks: int = 0                         # unflagged fields sampled for review at the end
 
     @property
     def per_minute(self) -> float:
@@ -727,6 +728,12 @@ def run_archive(store: Store, roots: Sequence[Path | str], *, workers: int | Non
         summary.seconds = time.perf_counter() - started
         done = all(counts.get(s, 0) == 0 for s in ("pending", "running"))
         store.finish_batch(batch_id, "done" if done and not summary.interrupted else "interrupted")
+        if done and not summary.interrupted and run.extracted:
+            try:                                # quality sampling: a few % of unflagged fields
+                from .review import queue_spot_checks_for_batch
+                summary.spot_checks = queue_spot_checks_for_batch(store, batch_id)
+            except Exception:
+                log.warning("spot-check sampling failed for batch %s", batch_id, exc_info=True)
     for item in store.batch_items(batch_id, "junk"):
         summary.junk_reasons[item["error"] or "not a report"] += 1
     if summary.interrupted:
