@@ -38,6 +38,7 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
     # one cell per key: decided where every surviving candidate agrees
     cells: dict[str, CellValue | None] = {k: None for k in form.keys()}
     ambiguous: set[str] = set()
+    unplaced: set[str] = set()
     doubts: dict[str, list[str]] = {}
     for row in tables.rows.values():
         first = row.candidates[0] if row.candidates else None
@@ -52,7 +53,7 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
             if row.placed_by_order:
                 d.append("row label not printed beside the values: placed by the form's row order")
             if row.uncertain_positions:
-                d.append("fewer cells printed than the row has: positions uncertain")
+                unplaced.add(key)       # no relation may vouch for a cell whose position is a guess
             if row.label_hit is not None and row.label_hit.method == "fuzzy":
                 d.append(f"label matched fuzzily ({row.label_hit.score:.0%}): {row.label!r}")
             if key.endswith(".amount") and first[i].reasons and any("unit converted" in r for r in first[i].reasons):
@@ -77,7 +78,7 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
                 chosen_by_relation[k] = set(row.keys)
 
     # relations: pin blanks, then evaluate with what is known
-    values = {k: (None if (k in ambiguous or c is None) else c.value) for k, c in cells.items()}
+    values = {k: (None if (k in ambiguous or k in unplaced or c is None) else c.value) for k, c in cells.items()}
     for k, c in cells.items():
         if c is not None and c.unclean:
             values[k] = None
@@ -97,7 +98,9 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
     for key in form.keys():
         fields[key] = confidence.route(key, cells[key], ambiguous=key in ambiguous, doubts=doubts.get(key, []),
                                        checks=by_key.get(key, []), pinned=pinned.get(key),
-                                       threshold=options.review_threshold)
+                                       threshold=options.review_threshold,
+                                       forced=["fewer cells printed than the row has: position uncertain"]
+                                       if key in unplaced else [])
     meta = Meta(agency=detect_agency(doc.text), year=year, template=template)
     status = "needs_review" if any(f.review for f in fields.values()) else "extracted"
     return ExtractionResult(source=source, sha256=digest, status=status, meta=meta, fields=fields,

@@ -22,7 +22,19 @@ UNKNOWN = 0.1
 
 
 def route(key: str, cell: CellValue | None, *, ambiguous: bool, doubts: list[str], checks: list[Check],
-          pinned: tuple[int, str] | None, threshold: float) -> FieldResult:
+          pinned: tuple[int, str] | None, threshold: float, forced: list[str] = ()) -> FieldResult:
+    """``forced``: reasons that send the field to review whatever the relations say."""
+    result = _route(key, cell, ambiguous=ambiguous, doubts=doubts, checks=checks, pinned=pinned,
+                    threshold=threshold)
+    if forced:
+        result.reasons = _dedupe(result.reasons + list(forced))
+        result.confidence = min(result.confidence, AMBIGUOUS)
+        result.review = True
+    return result
+
+
+def _route(key: str, cell: CellValue | None, *, ambiguous: bool, doubts: list[str], checks: list[Check],
+           pinned: tuple[int, str] | None, threshold: float) -> FieldResult:
     token = cell.token if cell else None
     src = token.cell if token else None
     base = dict(page=src.page if src else None, bbox=src.bbox if src else None,
