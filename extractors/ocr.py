@@ -25,6 +25,8 @@ import math
 import numpy as np
 
 from models.errors import InputError
+
+from . import deadline
 from models.options import ExtractOptions
 
 log = logging.getLogger(__name__)
@@ -71,6 +73,7 @@ class RapidEngine:
         out: list[Reading | None] = [None] * len(crops)
         with self._lock:
             for start in range(0, len(crops), REC_BATCH):
+                deadline.check("OCR")
                 idx = order[start:start + REC_BATCH]
                 width = int(math.ceil(REC_HEIGHT * max(MIN_RATIO, float(ratios[idx].max()))))
                 batch = np.zeros((len(idx), 3, REC_HEIGHT, width), np.float32)

@@ -15,6 +15,8 @@ from models.errors import InputError, UNSUPPORTED, TOO_LARGE, EMPTY
 from models.options import ExtractOptions
 from models.result import ExtractionResult
 
+from . import deadline
+
 log = logging.getLogger(__name__)
 
 Reader = Callable[[bytes, ExtractOptions], ReadDocument]
@@ -94,8 +96,10 @@ def extract_bytes(data: bytes, source: str, options: ExtractOptions = ExtractOpt
         if fmt is None:
             raise InputError(UNSUPPORTED, f"Unsupported file type {Path(source).suffix or '(none)'}; "
                              "give a text, markdown, HTML, PDF, DOCX or image file.")
-        doc = READERS[fmt](data, options)
-        result = extract_read_document(doc, source, digest, options)
+        with deadline.budget(options.limits.max_seconds_per_document):
+            doc = READERS[fmt](data, options)
+            deadline.check("after reading")
+            result = extract_read_document(doc, source, digest, options)
     except InputError as e:
         result = ExtractionResult.failed(source, digest, e.code, e.message)
     except MemoryError:

@@ -27,12 +27,14 @@ import logging
 import math
 import re
 import time
+import zlib
 from dataclasses import dataclass, field
 
 from models.cells import Cell, Line, ReadDocument
 from models.errors import CORRUPT, EMPTY, ENCRYPTED, TIMEOUT, TOO_LARGE, InputError
 from models.options import ExtractOptions
 
+from . import deadline
 from .grid_geometry import TextBox, join_cell_lines, join_title_lines, normalize_text, rows_from_boxes, split_row_by_gaps
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,43 @@ def _open_pdfium(data: bytes):
                          "download or export it again.") from None
 
 
+_STREAM = re.compile(rb"stream\r?\n")
+
+
+def check_streams(data: bytes, options: ExtractOptions) -> None:
+    """Refuse a PDF with a Flate stream that inflates beyond ``Limits.max_pdf_stream_bytes``
+    (a decompression bomb: pdfium and pdfminer both inflate a whole stream into memory).
+
+    Every ``stream`` keyword followed by a zlib header is inflated incrementally, 1 MiB of output
+    at a time and discarded, so the check itself runs in constant memory; it costs one
+    decompression of the file's Flate data (~0.3 s per 100 MB inflated).
+    """
+    cap = options.limits.max_pdf_stream_bytes
+    view = memoryview(data)
+    for m in _STREAM.finditer(data):
+        start = m.end()
+        head = data[start:start + 2]
+        if len(head) < 2 or head[0] & 0x0F != 8 or (head[0] * 256 + head[1]) % 31:
+            continue                      # not zlib (DCT/JPX images, raw text, a false match)
+        d = zlib.decompressobj()
+        out = 0
+        pos = start
+        try:
+            while not d.eof and pos < len(data):
+                chunk = view[pos:pos + 65536]
+                pos += len(chunk)
+                buf = d.decompress(chunk, 2**20)
+                out += len(buf)
+                while d.unconsumed_tail and out <= cap:
+                    buf = d.decompress(d.unconsumed_tail, 2**20)
+                    out += len(buf)
+                if out > cap:
+                    raise InputError(TOO_LARGE, f"A stream in the PDF inflates to more than {cap // 2**20} MiB "
+                                     "(a decompression bomb?); export the PDF again.")
+        except zlib.error:
+            continue                      # damaged stream: the parsers decide what to do with it
+
+
 def _check_page_count(n: int, options: ExtractOptions) -> None:
     if n <= 0:
         raise InputError(CORRUPT, "The PDF has no pages; download or export it again.")
@@ -83,10 +122,12 @@ def _check_page_count(n: int, options: ExtractOptions) -> None:
                          "limit for one report; split out the report's pages and upload those.")
 
 
-def pdf_page_count(data: bytes) -> int:
-    """Number of pages; raises ``InputError`` for empty, encrypted or corrupt files."""
+def pdf_page_count(data: bytes, options: ExtractOptions = ExtractOptions()) -> int:
+    """Number of pages; raises ``InputError`` for empty, encrypted or corrupt files and for
+    decompression bombs (``check_streams``: the worker's fan-out gate, so per-page reads skip it)."""
     doc = _open_pdfium(data)
     try:
+        check_streams(data, options)
         return len(doc)
     finally:
         doc.close()
@@ -203,9 +244,15 @@ class _Opened:
     """Both parsers over one byte string: pdfium for page checks and rendering, pdfplumber
     (pdfminer) for words and ruled tables."""
 
-    def __init__(self, data: bytes, options: ExtractOptions):
+    def __init__(self, data: bytes, options: ExtractOptions, streams_checked: bool = False):
         self.pdfium = _open_pdfium(data)
-        _check_page_count(len(self.pdfium), options)
+        try:
+            _check_page_count(len(self.pdfium), options)
+            if not streams_checked:
+                check_streams(data, options)
+        except InputError:
+            self.pdfium.close()
+            raise
         self._data = data
         self._plumber = None
 
@@ -231,8 +278,9 @@ class _Opened:
 
 
 def read_pdf_page(data: bytes, page_no: int, options: ExtractOptions = ExtractOptions()) -> PageRead:
-    """Read one page (1-based) of ``data``: its Lines and text. Raises ``InputError`` on bad input."""
-    opened = _Opened(data, options)
+    """Read one page (1-based) of ``data``: its Lines and text. Raises ``InputError`` on bad input.
+    Streams are not inflated-checked here: ``pdf_page_count`` did that before the fan-out."""
+    opened = _Opened(data, options, streams_checked=True)
     try:
         if not 1 <= page_no <= len(opened.pdfium):
             raise InputError(CORRUPT, f"The PDF has no page {page_no}.")
@@ -262,6 +310,7 @@ def read_pdf(data: bytes, options: ExtractOptions = ExtractOptions()) -> ReadDoc
             if time.perf_counter() - started > options.limits.max_seconds_per_document:
                 raise InputError(TIMEOUT, f"Reading stopped after {options.limits.max_seconds_per_document:.0f} s "
                                  f"at page {page_no} of {n}; split the PDF and upload the report's pages.")
+            deadline.check(f"PDF page {page_no} of {n}")
             pages.append(_read_page(opened.pdfium, opened.plumber, page_no, options))
         return assemble_pages(pages, n)
     finally:

@@ -29,6 +29,7 @@ from models.cells import Cell, Line, ReadDocument
 from models.errors import CORRUPT, EMPTY, TOO_LARGE, UNSUPPORTED, InputError
 from models.options import ExtractOptions
 
+from . import deadline
 from . import preprocess as pp
 from .grid_geometry import Lattice, clean_number_text, join_title_lines, join_cell_lines, lattice_from_rules, lines_from_grid
 from .ocr import get_engine
@@ -478,6 +479,7 @@ def read_image(data: bytes, options: ExtractOptions = ExtractOptions()) -> ReadD
     texts: list[str] = []
     warnings: list[str] = []
     for frame in range(n_frames):
+        deadline.check(f"image page {frame + 1} of {n_frames}")
         try:
             img.seek(frame)
         except EOFError:

@@ -12,6 +12,9 @@ class Limits:
     max_image_pixels: int = 80_000_000            # decoded pixels per page image (A4 at 600 dpi ~ 35 M)
     max_html_depth: int = 500                     # nesting depth accepted from HTML
     max_seconds_per_document: float = 300.0       # wall time budget per document
+    # Added for hostile inputs (issue 7): one PDF stream (content, image, object stream) may not
+    # inflate beyond this (600-dpi A4 RGB ~ 105 MB); a "decompression bomb" stream fails fast.
+    max_pdf_stream_bytes: int = 128 * 1024 * 1024
     max_zip_ratio: float = 200.0                  # archive member uncompressed/compressed ratio
     max_zip_total_bytes: int = 2 * 1024**3        # total uncompressed bytes taken from one zip
     # Added for `nianbao archive` (issue 6): a zip listing more members than this is not a

@@ -178,7 +178,7 @@ def _run_claimed(store: Store, document_id: int, owner: str, stage: str | None, 
     api = _fanout_api()
     if api is not None and sniff_format(data, filename) == "pdf":
         try:
-            n = api.pdf_page_count(data)
+            n = api.pdf_page_count(data, options)
         except InputError:
             n = 0                     # extract_bytes turns it into the failure value
         if 1 < n <= options.limits.max_pages:
