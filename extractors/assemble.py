@@ -10,7 +10,7 @@ from models.options import ExtractOptions
 from models.result import ExtractionResult, Meta
 
 from . import confidence
-from .grid import CellValue, build_stream, choose, reconstruct
+from .grid import CellValue, build_stream, choose, reconstruct, relations_within
 from .mapping import matcher_for
 from .meta import detect_agency, detect_template, detect_year
 from .segment import tokenize
@@ -37,17 +37,20 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
 
     # one cell per key: decided where every surviving candidate agrees
     cells: dict[str, CellValue | None] = {k: None for k in form.keys()}
+    row_of: dict[str, set[str]] = {}
     ambiguous: set[str] = set()
     unplaced: set[str] = set()
-    doubts: dict[str, list[str]] = {}
+    # Doubts about a whole row (where it sits, which label it had, how its digits were cut): only
+    # a relation reaching outside that row can lift them; its own row total says nothing about them.
+    row_doubts: dict[str, list[str]] = {}
     for row in tables.rows.values():
         first = row.candidates[0] if row.candidates else None
         for i, key in enumerate(row.keys):
             if first is None:
                 continue
-            values = {c[i].value for c in row.candidates}
+            row_of[key] = set(row.keys)
             cells[key] = first[i]
-            if len(values) > 1:
+            if len({c[i].value for c in row.candidates}) > 1:
                 ambiguous.add(key)
             d: list[str] = []
             if row.placed_by_order:
@@ -56,51 +59,54 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
                 unplaced.add(key)       # no relation may vouch for a cell whose position is a guess
             if row.label_hit is not None and row.label_hit.method == "fuzzy":
                 d.append(f"label matched fuzzily ({row.label_hit.score:.0%}): {row.label!r}")
-            if key.endswith(".amount") and first[i].reasons and any("unit converted" in r for r in first[i].reasons):
+            if key.endswith(".amount") and any("unit converted" in r for r in first[i].reasons):
                 d.append("unit converted")
             if d:
-                doubts[key] = d
-    if not tables.rows.get("appeal"):
-        pass
+                row_doubts[key] = d
 
     # Cells a relation had to choose among several readings (a split of run-together digits) are
     # only as good as that relation: they may not pin blanks, and another relation must confirm
     # them (property test: a blank lost inside a run-together row forces a wrong split that its
     # row total accepts; pinning from it would hide the error in a blank cell).
-    chosen_by_relation: dict[str, set[str]] = {}
+    chosen_by_relation: set[str] = set()
     for row in tables.rows.values():
         if not row.glued or row.readings <= 1:
             continue        # a tie between positions of printed values invents no number
+        if len(relations_within(form, row.keys)) >= 2:
+            continue        # cut under several independent relations at once (the 15 appeal cells
+                            # under three group totals): the cut is as firm as the relations
         # every cell of the row, not only those that varied: a blank lost inside the run shifts
         # the cut of cells that look fixed (property test, seed 495)
         for k in row.keys:
             if k not in ambiguous:
-                chosen_by_relation[k] = set(row.keys)
+                chosen_by_relation.add(k)
+                row_doubts.setdefault(k, []).append("split chosen by its row's own relation")
 
     # relations: pin blanks, then evaluate with what is known
     values = {k: (None if (k in ambiguous or k in unplaced or c is None) else c.value) for k, c in cells.items()}
     for k, c in cells.items():
         if c is not None and c.unclean:
             values[k] = None
-    trusted_relations = [r for r in form.relations if not (set(r.keys) & chosen_by_relation.keys())]
+    trusted_relations = [r for r in form.relations if not (set(r.keys) & chosen_by_relation)]
     pinned = pin(trusted_relations, values)
     checks = [evaluate(r, values) for r in form.relations]
     by_key: dict[str, list] = {}
     for c in checks:
         for k in c.keys:
             by_key.setdefault(k, []).append(c)
-    for k, own in chosen_by_relation.items():
-        others = [c for c in by_key.get(k, []) if not set(c.keys) <= own]
-        if not any(c.ok is True for c in others):
-            doubts.setdefault(k, []).append("split chosen by its row's own relation; no other relation confirms it")
 
     fields = {}
     for key in form.keys():
-        fields[key] = confidence.route(key, cells[key], ambiguous=key in ambiguous, doubts=doubts.get(key, []),
+        forced = ["fewer cells printed than the row has: position uncertain"] if key in unplaced else []
+        doubts = row_doubts.get(key, [])
+        if doubts:
+            outside = [c for c in by_key.get(key, []) if not set(c.keys) <= row_of.get(key, set())]
+            if not (any(c.ok is True for c in outside) and not any(c.ok is False for c in outside)):
+                forced += [d + "; no relation outside the row confirms it" for d in doubts]
+                doubts = []
+        fields[key] = confidence.route(key, cells[key], ambiguous=key in ambiguous, doubts=doubts,
                                        checks=by_key.get(key, []), pinned=pinned.get(key),
-                                       threshold=options.review_threshold,
-                                       forced=["fewer cells printed than the row has: position uncertain"]
-                                       if key in unplaced else [])
+                                       threshold=options.review_threshold, forced=forced)
     meta = Meta(agency=detect_agency(doc.text), year=year, template=template)
     status = "needs_review" if any(f.review for f in fields.values()) else "extracted"
     return ExtractionResult(source=source, sha256=digest, status=status, meta=meta, fields=fields,

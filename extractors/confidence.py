@@ -41,7 +41,10 @@ def _route(key: str, cell: CellValue | None, *, ambiguous: bool, doubts: list[st
                 text=cell.text if cell else "")
     reasons = list(cell.reasons) if cell else ["row not found in the document"]
     broken = [c for c in checks if c.ok is False]
-    confirmed = bool(checks) and all(c.ok is True for c in checks)
+    # a relation that holds with this cell in it vouches for the printed value (an OCR misread
+    # would have to be cancelled exactly by another one); a relation it cannot evaluate neither
+    # vouches nor accuses
+    confirmed = any(c.ok is True for c in checks) and not broken
     for c in broken:
         reasons.append(f"relation {c.relation}[{c.scope}] violated: {c.detail}")
 

@@ -376,7 +376,7 @@ def _row_kinds(form: Form, table: str, row: RowSpec) -> tuple[list[str], list[st
 _RELATIONS_FOR: dict[tuple, list] = {}
 
 
-def _relations_for(form: Form, keys: list[str]):
+def relations_within(form: Form, keys: list[str]):
     """Relations entirely inside a row's cells (its row total, appeal totals), memoised."""
     memo_key = (form.template, len(form.apply_columns), len(form.apply_rows), tuple(keys))
     rels = _RELATIONS_FOR.get(memo_key)
@@ -404,7 +404,7 @@ def _decoded_row(form: Form, key: str, keys: list[str], kinds: list[str], g: Gro
 
 def _filter_by_own_relations(form: Form, keys: list[str], cands: list[Candidate]) -> list[Candidate]:
     """Keep candidates the row's own relations allow; all of them if none does."""
-    rels = _relations_for(form, keys)
+    rels = relations_within(form, keys)
     if len(cands) <= 1 or not rels:
         return cands
     keep = []

@@ -2,42 +2,20 @@
 database per session, dropped at the end), the seed report stored and extracted, users."""
 from __future__ import annotations
 
-import os
-import uuid
 
 import pytest
 
 from worker.store import Store, upgrade
 
-PG_ADMIN = os.environ.get("NIANBAO_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+from testkit import scratch_pg_database
 
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-        psycopg.connect(PG_ADMIN.replace("postgresql+psycopg", "postgresql"), connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="session")
 def review_pg_url():
     """A fresh PostgreSQL database for this session's review tests, dropped at the end."""
-    if not _pg_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}")
-    import psycopg
-    name = f"nianbao_review_{uuid.uuid4().hex[:10]}"
-    admin = PG_ADMIN.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    try:
-        upgrade(url)
+    with scratch_pg_database("nianbao_review") as url:
         yield url
-    finally:
-        with psycopg.connect(admin, autocommit=True) as c:
-            c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -1,7 +1,6 @@
 """worker/store.py on SQLite and on the machine's PostgreSQL (a fresh database per session)."""
 from __future__ import annotations
 
-import os
 import threading
 import time
 import uuid
@@ -12,33 +11,15 @@ import pytest
 from models.result import Check, ExtractionResult, FieldResult, Meta
 from worker.store import Store, fingerprint, upgrade
 
-PG_ADMIN = os.environ.get("NIANBAO_TEST_PG", "postgresql+psycopg://root@127.0.0.1:5432/test")
+from testkit import scratch_pg_database
 
-
-def _pg_available() -> bool:
-    try:
-        import psycopg
-        psycopg.connect(PG_ADMIN.replace("postgresql+psycopg", "postgresql"), connect_timeout=3).close()
-        return True
-    except Exception:
-        return False
 
 
 @pytest.fixture(scope="session")
 def pg_url():
     """A fresh PostgreSQL database for this session, dropped at the end."""
-    if not _pg_available():
-        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN}; start it (see docs/service.md)")
-    import psycopg
-    name = f"nianbao_store_{uuid.uuid4().hex[:10]}"
-    admin = PG_ADMIN.replace("postgresql+psycopg", "postgresql")
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'CREATE DATABASE "{name}"')
-    url = PG_ADMIN.rsplit("/", 1)[0] + "/" + name
-    upgrade(url)
-    yield url
-    with psycopg.connect(admin, autocommit=True) as c:
-        c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_pg_database("nianbao_store") as url:
+        yield url
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
