@@ -90,9 +90,12 @@ def extract_bytes(data: bytes, source: str, options: ExtractOptions = ExtractOpt
         if not data:
             raise InputError(EMPTY, "The file is empty (0 bytes); upload the report file itself.")
         if len(data) > options.limits.max_file_bytes:
-            raise InputError(TOO_LARGE, f"The file is {len(data) // 2**20} MiB, over the "
-                             f"{options.limits.max_file_bytes // 2**20} MiB limit; split it or raise the limit.")
+            raise InputError(TOO_LARGE, f"The file is larger than the {options.limits.max_file_bytes // 2**20} MiB "
+                             "limit; split it or raise the limit.")
         fmt = sniff_format(data, source)
+        if fmt is None and data.startswith(b"PK\x03\x04"):
+            raise InputError(UNSUPPORTED, "This is a zip archive, not one report; unpack it, or give it to "
+                             "`nianbao archive`, which reads the reports inside.")
         if fmt is None:
             raise InputError(UNSUPPORTED, f"Unsupported file type {Path(source).suffix or '(none)'}; "
                              "give a text, markdown, HTML, PDF, DOCX or image file.")
