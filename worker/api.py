@@ -41,6 +41,35 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.headers = status, code, message, headers
 
 
+class TokenBucket:
+    """Per-key token bucket (in process): ``rate`` requests per minute, bursts up to ``rate``.
+    One API process = one bucket per token; several processes each allow the rate."""
+
+    def __init__(self, per_minute: float):
+        import threading
+        self.rate = per_minute / 60.0
+        self.capacity = max(per_minute, 1.0)
+        self._state: dict[str, tuple[float, float]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, key: str) -> float:
+        """0 when a request may go now, else the seconds until one may."""
+        import time
+        if self.rate <= 0:
+            return 0.0
+        now = time.monotonic()
+        with self._lock:
+            tokens, last = self._state.get(key, (self.capacity, now))
+            tokens = min(self.capacity, tokens + (now - last) * self.rate)
+            if tokens >= 1:
+                self._state[key] = (tokens - 1, now)
+                return 0.0
+            self._state[key] = (tokens, now)
+            if len(self._state) > 10_000:      # forget idle keys; a full bucket needs no state
+                self._state = {k: v for k, v in self._state.items() if now - v[1] < 60 / max(self.rate * 60, 1e-9)}
+            return (1 - tokens) / self.rate
+
+
 @dataclass
 class Upload:
     filename: str
@@ -154,7 +183,10 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
     if enqueue is None:
         from .jobs import enqueue_document as enqueue
 
-    app = FastAPI(title="nianbao", version="1", summary="Digitize 政府信息公开工作年度报告 tables.")
+    # The schema and its docs page are behind a token like every other route (issue 7):
+    # FastAPI's own /docs, /redoc and /openapi.json would be public.
+    app = FastAPI(title="nianbao", version="1", summary="Digitize 政府信息公开工作年度报告 tables.",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.store = store
     app.state.settings = cfg
 
@@ -164,7 +196,7 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
-        msg = "No such route; see /docs for the API." if exc.status_code == 404 else str(exc.detail)
+        msg = "No such route; see docs/service.md (or GET /docs with a token) for the API." if exc.status_code == 404 else str(exc.detail)
         return JSONResponse({"error": msg, "code": f"http_{exc.status_code}"}, status_code=exc.status_code)
 
     @app.exception_handler(RequestValidationError)
@@ -194,6 +226,15 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
     app.state.principal = principal          # for routes other modules add (review, issue 5)
     app.state.admin = admin
 
+    @app.get("/openapi.json", include_in_schema=False)
+    def openapi_schema(who: Principal = Depends(principal)) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    @app.get("/docs", include_in_schema=False)
+    def docs_page(who: Principal = Depends(principal)) -> Response:
+        from fastapi.openapi.docs import get_swagger_ui_html
+        return get_swagger_ui_html(openapi_url="/openapi.json", title="nianbao API")
+
     @app.get("/health")
     def health() -> JSONResponse:
         db = store.ping()
@@ -201,9 +242,16 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
         body = {"status": "ok" if db else "degraded", "database": db, "broker": broker}
         return JSONResponse(body, status_code=200 if db else 503)
 
+    uploads_bucket = TokenBucket(cfg.uploads_per_minute)
+    app.state.uploads_bucket = uploads_bucket
+
     @app.post("/documents", status_code=202)
     async def upload(request: Request, who: Principal = Depends(principal)) -> dict[str, Any]:
         from starlette.concurrency import run_in_threadpool
+        wait = uploads_bucket.take(f"{who.user_id}:{who.name}")
+        if wait > 0:
+            raise ApiError(429, "rate_limited", f"Too many uploads with this token; wait {wait:.0f} s and "
+                           "send the files again.", {"Retry-After": str(max(1, round(wait)))})
         uploads = await read_uploads(request, cfg.max_upload_bytes, cfg.max_request_bytes)
         out = []
         try:

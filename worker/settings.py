@@ -10,6 +10,7 @@
 | ``NIANBAO_ADMIN_TOKEN`` | unset | a bearer token that is an admin (set at start-up) |
 | ``NIANBAO_MAX_UPLOAD_MB`` | 100 | per-file upload limit, enforced while the body streams |
 | ``NIANBAO_MAX_REQUEST_MB`` | 1024 | limit on one upload request (all files) |
+| ``NIANBAO_UPLOADS_PER_MINUTE`` | 60 | upload requests per token per minute (token bucket, burst = this; 0 = no limit) |
 | ``NIANBAO_LEASE_SECONDS`` | 60 | a running task's lease; renewed every third of it while alive |
 | ``NIANBAO_QUEUED_DEADLINE_SECONDS`` | 900 | a document queued this long is re-enqueued by the sweeper |
 | ``NIANBAO_SWEEP_SECONDS`` | 30 | how often each worker sweeps (0 = never; ``nianbao sweep`` by hand) |
@@ -36,6 +37,7 @@ class Settings:
     admin_token: str | None
     max_upload_bytes: int
     max_request_bytes: int
+    uploads_per_minute: float
     lease_seconds: float
     queued_deadline_seconds: float
     sweep_seconds: float
@@ -72,6 +74,7 @@ def from_env(env: dict | None = None) -> Settings:
         admin_token=env.get("NIANBAO_ADMIN_TOKEN") or None,
         max_upload_bytes=int(_num(env, "NIANBAO_MAX_UPLOAD_MB", 100) * 2**20),
         max_request_bytes=int(_num(env, "NIANBAO_MAX_REQUEST_MB", 1024) * 2**20),
+        uploads_per_minute=_num(env, "NIANBAO_UPLOADS_PER_MINUTE", 60),
         lease_seconds=_num(env, "NIANBAO_LEASE_SECONDS", 60),
         queued_deadline_seconds=_num(env, "NIANBAO_QUEUED_DEADLINE_SECONDS", 900),
         sweep_seconds=_num(env, "NIANBAO_SWEEP_SECONDS", 30),
