@@ -50,3 +50,20 @@ def scratch_pg_database(prefix: str):
     finally:
         with psycopg.connect(admin, autocommit=True) as c:
             c.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def sibling_conftest(test_file: str):
+    """The conftest module pytest loaded beside ``test_file``.
+
+    Every test directory has a ``conftest.py``; ``from conftest import X`` picks whichever one
+    was imported last, so tests that need names from their own directory's conftest use this."""
+    import sys
+    want = str(Path(test_file).resolve().with_name("conftest.py"))
+    for mod in list(sys.modules.values()):
+        if getattr(mod, "__file__", None) and str(Path(mod.__file__).resolve()) == want:
+            return mod
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(f"conftest_{Path(want).parent.name}", want)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod

@@ -15,7 +15,11 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from conftest import REDIS_START, REPO, devset_dir, ensure_redis, redis_up, wait_finished
+from testkit import sibling_conftest
+
+_conf = sibling_conftest(__file__)
+REDIS_START, REPO, devset_dir = _conf.REDIS_START, _conf.REPO, _conf.devset_dir
+ensure_redis, redis_up, wait_finished = _conf.ensure_redis, _conf.redis_up, _conf.wait_finished
 
 pytestmark = pytest.mark.integration
 
@@ -233,7 +237,7 @@ def test_service_cli_serve_and_health(service_db, tmp_path):
     import os
     import socket
     import httpx
-    from conftest import ENV
+    ENV = _conf.ENV
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
