@@ -15,9 +15,11 @@ _TITLE = re.compile(r"(?:^|\n|标题[:：][ \t]*)[ \t]*([^\n]{0,40}?)[ \t]*" + _
                     r"(?:政府信息公开|政务公开|信息公开)\s*(?:工作)?\s*(?:年度)?\s*报\s*告")
 _EDITED_BY = re.compile(r"由([\u4e00-\u9fff]{2,30}?)(?:办公室)?(?:负责)?编制")
 _NARRATIVE_YEAR = re.compile(_YEAR + r"\s*年")
+_DIGIT_GAP = re.compile(r"(?<=\d) (?=\d)")
 
 
 def detect_year(text: str) -> int | None:
+    text = _DIGIT_GAP.sub("", text[:40000])
     m = _PERIOD.search(text)
     if m:
         return int(m.group(1))
@@ -33,6 +35,7 @@ def detect_year(text: str) -> int | None:
 def _clean_agency(name: str) -> str | None:
     name = re.sub(r"[\s\"“”《》]", "", name)
     name = re.sub(r"^(?:关于|[0-9]+|.*?[:：])", "", name)
+    name = re.sub(r"^[^\u4e00-\u9fff]+", "", name)         # OCR specks before the title
     if not (2 <= len(name) <= 40) or not re.search(r"[\u4e00-\u9fff]{2}", name):
         return None
     for short, full in ABBREVIATIONS.items():
@@ -53,7 +56,7 @@ def _title_candidates(head: str):
 
 
 def detect_agency(text: str) -> str | None:
-    head = text[:5000]
+    head = _DIGIT_GAP.sub("", text[:5000])       # OCR: "20 23年"
     for m in _title_candidates(head):
         for part in (m.group(1), m.group(3)):
             name = _clean_agency(part or "")
