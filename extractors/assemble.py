@@ -95,6 +95,8 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
         for k in c.keys:
             by_key.setdefault(k, []).append(c)
 
+    excused, culprits = localize_errors(checks, by_key)
+
     fields = {}
     for key in form.keys():
         forced = ["fewer cells printed than the row has: position uncertain"] if key in unplaced else []
@@ -104,10 +106,43 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
             if not (any(c.ok is True for c in outside) and not any(c.ok is False for c in outside)):
                 forced += [d + "; no relation outside the row confirms it" for d in doubts]
                 doubts = []
+        if key in culprits:
+            forced.append(culprits[key])
+        key_checks = [c for c in by_key.get(key, []) if id(c) not in excused.get(key, ())]
         fields[key] = confidence.route(key, cells[key], ambiguous=key in ambiguous, doubts=doubts,
-                                       checks=by_key.get(key, []), pinned=pinned.get(key),
+                                       checks=key_checks, pinned=pinned.get(key),
                                        threshold=options.review_threshold, forced=forced)
     meta = Meta(agency=detect_agency(doc.text), year=year, template=template)
     status = "needs_review" if any(f.review for f in fields.values()) else "extracted"
     return ExtractionResult(source=source, sha256=digest, status=status, meta=meta, fields=fields,
                             checks=checks, format=doc.format, pages=doc.pages)
+
+
+def localize_errors(checks, by_key) -> tuple[dict[str, set[int]], dict[str, str]]:
+    """Point a broken relation at its one misread cell when the other relations can tell.
+
+    A broken relation puts all its cells in doubt "unless the extractor can show which one is
+    wrong" (canonical-fields.md). It can when exactly one of its cells has every relation it is in
+    broken (e.g. row total and column total both fail through it) while each other cell is vouched
+    for by a relation that holds. Then the others are excused from that relation and the one cell
+    stays flagged, with the value both relations imply when they agree. Nothing is repaired.
+    """
+    excused: dict[str, set[int]] = {}
+    culprits: dict[str, str] = {}
+    for rel in (c for c in checks if c.ok is False):
+        suspects = []
+        for k in rel.keys:
+            mine = by_key.get(k, [])
+            if len(mine) >= 2 and all(c.ok is False for c in mine):
+                suspects.append(k)
+        if len(suspects) != 1:
+            continue
+        others = [k for k in rel.keys if k != suspects[0]]
+        if not all(any(c.ok is True for c in by_key.get(k, [])) for k in others):
+            continue
+        for k in others:
+            excused.setdefault(k, set()).add(id(rel))
+        culprits[suspects[0]] = (f"likely the misread cell: {len(by_key[suspects[0]])} relations "
+                                 "fail through it while the other cells check out")
+    return excused, culprits
+

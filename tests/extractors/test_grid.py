@@ -167,3 +167,25 @@ def test_grid_label_variants_typos_and_numbering():
         "granted": "（一）予以公开",                                # 全角 brackets
     })
     _assert_all_right(_extract(text), truth)
+
+
+def test_grid_one_misprinted_cell_is_pointed_at_not_its_whole_row_and_column():
+    form, truth = _truth(seed=3)
+    printed = dict(truth)
+    printed["apply.granted.commercial"] += 5          # the organ's (or the OCR's) one wrong number
+    result = _extract(render_tab_dump(form, printed))
+    flagged = [k for k, f in result.fields.items() if f.review]
+    assert flagged == ["apply.granted.commercial"]
+    f = result.fields["apply.granted.commercial"]
+    assert f.value == printed["apply.granted.commercial"]          # reported as printed, not repaired
+    assert any("likely the misread cell" in r for r in f.reasons)
+    assert sum(1 for c in result.checks if c.ok is False) == 2      # both breaks still reported
+
+
+def test_grid_two_misprints_in_one_relation_flag_everything_in_it():
+    form, truth = _truth(seed=3)
+    printed = dict(truth)
+    printed["apply.granted.commercial"] += 5
+    printed["apply.partial.commercial"] += 2
+    result = _extract(render_tab_dump(form, printed))
+    assert all(result.fields[f"apply.{r}.commercial"].review for r in ("granted", "partial", "total"))
