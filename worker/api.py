@@ -194,6 +194,12 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
     async def _api_error(_request: Request, exc: ApiError):
         return JSONResponse({"error": exc.message, "code": exc.code}, status_code=exc.status, headers=exc.headers)
 
+    @app.exception_handler(OverflowError)
+    async def _id_out_of_range(_request: Request, _exc: OverflowError):
+        # An id beyond the database's integer range (fuzzed paths): no such object, not a 500.
+        return JSONResponse({"error": "There is no such object; ids are numbers below 2^63.",
+                             "code": "not_found"}, status_code=404)
+
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(_request: Request, exc: StarletteHTTPException):
         msg = "No such route; see docs/service.md (or GET /docs with a token) for the API." if exc.status_code == 404 else str(exc.detail)
@@ -313,7 +319,12 @@ def create_app(cfg: Settings | None = None, store: Store | None = None,
 
     @app.post("/tokens", status_code=201)
     async def create_token(request: Request, who: Principal = Depends(admin)) -> dict[str, Any]:
-        body = await request.json()
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            raise ApiError(422, "invalid_request", "Send a JSON object with a 'name' and a 'role' of reviewer or admin.")
         name, role = str(body.get("name", "")).strip(), body.get("role", "reviewer")
         if not name or role not in ("reviewer", "admin"):
             raise ApiError(422, "invalid_request", "Give a 'name' and a 'role' of reviewer or admin.")
