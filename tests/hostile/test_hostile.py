@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CASES, REPO, run_isolated, record
+from conftest import CASES, REPO, Outcome, run_isolated, record
 
 CHILD = str(Path(__file__).resolve().parent / "_child.py")
 SEED = REPO / "samples" / "luolong-minzheng-2020.txt"
@@ -104,3 +104,55 @@ def test_hostile_archive_walker(corpus, tmp_path):
         if CASES[name][1] in ("ok", "read"):
             assert state in ("done", "duplicate"), f"{key}: {state} {error}"
     assert all(Path(k.split("!")[0]).name in CASES for k in states)
+
+
+def test_hostile_upload_endpoint(corpus, tmp_path, seed_fields, monkeypatch):
+    """``POST /documents`` with each input, then one worker step on it in a capped subprocess:
+    the upload is accepted (202) or refused with one sentence (413 over the size limit), and the
+    stored document ends failed with one sentence, or extracted for the real report."""
+    from fastapi.testclient import TestClient
+    from worker.api import create_app
+    from worker.settings import from_env
+    from worker.store import Store, upgrade
+    monkeypatch.setenv("NIANBAO_RULES", str(tmp_path / "rules.json"))
+    url = f"sqlite:///{tmp_path / 'api.sqlite'}"
+    blobs = str(tmp_path / "blobs")
+    upgrade(url)
+    store = Store(url, blobs)
+    cfg = from_env({"NIANBAO_HOME": str(tmp_path), "NIANBAO_DATABASE_URL": url, "NIANBAO_ADMIN_TOKEN": "adm-x1",
+                    "NIANBAO_BROKER_URL": "memory://", "NIANBAO_MAX_UPLOAD_MB": "16"})
+    app = create_app(cfg, store, enqueue=lambda _id: None, migrate=False)
+    token = store.create_token("uploader", "reviewer")
+    problems = []
+    with TestClient(app) as client:
+        for name in sorted(CASES):
+            path = corpus[name]
+            if path.stat().st_size > 64 * 2**20:          # the sparse 200 MB file: refused on the way in
+                with open(path, "rb") as f:
+                    data = f.read(17 * 2**20)
+            else:
+                data = path.read_bytes()
+            r = client.post("/documents", headers={"Authorization": f"Bearer {token}"},
+                            files={"files": (name, data)})
+            if r.status_code == 413:
+                record("upload", name, Outcome("rejected 413", r.json()["code"], r.json()["error"], 0.0, 0))
+                if not one_sentence(r.json()["error"]) or CASES[name][1] != "failed":
+                    problems.append((name, r.status_code, r.text))
+                continue
+            assert r.status_code == 202, (name, r.status_code, r.text)
+            doc = r.json()["documents"][0]
+            if doc["duplicate"]:
+                continue
+            o, _out, err = run_isolated([CHILD, "worker", url, str(doc["id"]), blobs])
+            record("upload", name, o)
+            try:
+                assert o.killed is None, f"{name}: {o.killed}\n{err[-2000:]}"
+                if CASES[name][1] == "failed":
+                    assert o.status == "failed" and o.code != "internal_error" and one_sentence(o.error), \
+                        (name, o.status, o.error)
+                else:
+                    assert o.status in ("extracted", "needs_review") and o.extra["n_fields"] > 100, (name, o.status)
+            except AssertionError as e:
+                problems.append(str(e))
+    store.engine.dispose()
+    assert not problems, problems
