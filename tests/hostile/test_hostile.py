@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CASES, REPO, Outcome, run_isolated, record
+from hostilekit import CASES, REPO, Outcome, run_isolated, record
 
 CHILD = str(Path(__file__).resolve().parent / "_child.py")
 SEED = REPO / "samples" / "luolong-minzheng-2020.txt"
