@@ -15,6 +15,15 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 
+def _peak_rss_mib() -> int:
+    """This process's VmHWM (ru_maxrss would include the parent's RSS: it survives execve)."""
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) // 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024
+
+
 def main() -> None:
     mode, path = sys.argv[1], sys.argv[2]
     if mode == "worker":
@@ -32,7 +41,7 @@ def main() -> None:
     print(json.dumps({
         "status": r.status, "code": r.error_code, "error": r.error,
         "seconds": round(time.perf_counter() - started, 2),
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "rss_mib": _peak_rss_mib(),
         "fields": hashlib.sha256(json.dumps(values, sort_keys=True, default=str).encode()).hexdigest(),
         "n_fields": sum(v is not None for v in values.values()),
     }, ensure_ascii=False))
@@ -49,7 +58,7 @@ def worker(db_url: str, document_id: int, blobs: str) -> None:
     print(json.dumps({
         "status": doc.get("status"), "code": doc.get("error_code"), "error": doc.get("error"),
         "outcome": outcome, "seconds": round(time.perf_counter() - started, 2),
-        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024,
+        "rss_mib": _peak_rss_mib(),
         "n_fields": sum((f or {}).get("value") is not None for f in (doc.get("fields") or {}).values()),
     }, ensure_ascii=False))
 
