@@ -95,7 +95,7 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
         for k in c.keys:
             by_key.setdefault(k, []).append(c)
 
-    excused, culprits = localize_errors(checks, by_key)
+    excused, culprits = localize_errors(checks, by_key, values)
 
     fields = {}
     for key in form.keys():
@@ -118,31 +118,35 @@ def extract_fields(doc: ReadDocument, source: str, digest: str, options: Extract
                             checks=checks, format=doc.format, pages=doc.pages)
 
 
-def localize_errors(checks, by_key) -> tuple[dict[str, set[int]], dict[str, str]]:
-    """Point a broken relation at its one misread cell when the other relations can tell.
+def localize_errors(checks, by_key, values) -> tuple[dict[str, set[int]], dict[str, str]]:
+    """Point broken relations at one misread cell when a single error explains them all.
 
     A broken relation puts all its cells in doubt "unless the extractor can show which one is
-    wrong" (canonical-fields.md). It can when exactly one of its cells has every relation it is in
-    broken (e.g. row total and column total both fail through it) while each other cell is vouched
-    for by a relation that holds. Then the others are excused from that relation and the one cell
-    stays flagged, with the value both relations imply when they agree. Nothing is repaired.
+    wrong" (canonical-fields.md). It can when one cell lies in every broken relation, every
+    relation it is in is broken (its row total and its column total both fail through it), and
+    each broken relation is mended by the same value of that cell. Then the other cells are
+    excused from those relations and the one cell stays flagged, with the value the relations
+    imply as a hint. Several errors (which can make a wrong cell's other relation hold by
+    compensation) never match this pattern, so nothing is excused then. Nothing is repaired.
     """
-    excused: dict[str, set[int]] = {}
-    culprits: dict[str, str] = {}
-    for rel in (c for c in checks if c.ok is False):
-        suspects = []
-        for k in rel.keys:
-            mine = by_key.get(k, [])
-            if len(mine) >= 2 and all(c.ok is False for c in mine):
-                suspects.append(k)
-        if len(suspects) != 1:
-            continue
-        others = [k for k in rel.keys if k != suspects[0]]
-        if not all(any(c.ok is True for c in by_key.get(k, [])) for k in others):
-            continue
-        for k in others:
-            excused.setdefault(k, set()).add(id(rel))
-        culprits[suspects[0]] = (f"likely the misread cell: {len(by_key[suspects[0]])} relations "
-                                 "fail through it while the other cells check out")
-    return excused, culprits
+    broken = [c for c in checks if c.ok is False]
+    if not broken or any(values.get(x) is None for c in broken for x in c.keys):
+        return {}, {}
+    common = set(broken[0].keys).intersection(*(set(c.keys) for c in broken[1:]))
+    suspects = [k for k in common if len(by_key.get(k, [])) >= 2
+                and all(c.ok is False for c in by_key[k]) and values.get(k) is not None]
+    if len(suspects) != 1:
+        return {}, {}
+    k = suspects[0]
+    implied = set()
+    for c in broken:
+        left = c.keys[:c.lhs_count]
+        lhs = sum(values[x] for x in left)
+        rhs = sum(values[x] for x in c.keys[c.lhs_count:])
+        implied.add(values[k] + (rhs - lhs) if k in left else values[k] + (lhs - rhs))
+    if len(implied) != 1 or min(implied) < 0:
+        return {}, {}
+    excused = {x: {id(c) for c in broken} for c in broken for x in c.keys if x != k}
+    return excused, {k: f"likely the misread cell: {len(broken)} relations fail through it and "
+                        f"all would hold with {next(iter(implied)):g}"}
 

@@ -42,7 +42,7 @@ def evaluate(rel: Relation, values: Values) -> Check:
     else:
         ok = abs(kl - kr) < 1e-9
         detail = "" if ok else f"{_fmt(rel.lhs, values)} = {kl:g} but {_fmt(rel.rhs, values)} = {kr:g}"
-    return Check(rel.name, rel.scope, ok, list(rel.keys), detail)
+    return Check(rel.name, rel.scope, ok, list(rel.keys), detail, len(rel.lhs))
 
 
 def _fmt(keys, values: Values) -> str:

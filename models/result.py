@@ -37,6 +37,7 @@ class Check:
     ok: bool | None             # None: could not be evaluated (a cell unknown)
     keys: list[str]
     detail: str = ""
+    lhs_count: int = 1          # keys[:lhs_count] sum to keys[lhs_count:] (not serialized)
 
     def to_dict(self) -> dict[str, Any]:
         d: dict[str, Any] = {"relation": self.relation}

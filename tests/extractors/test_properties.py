@@ -81,3 +81,26 @@ def test_properties_fully_glued_text_decodes_or_flags(seed, template):
     text = text.replace("\t", "").replace("\n", "") if rng.random() < 0.5 else text.replace("\t", "")
     result = extract_bytes(text.encode(), "glued.txt")
     assert _silent_errors(result, truth) == []
+
+
+@SETTINGS
+@given(seed=st.integers(0, 10**6), template=st.sampled_from(["2019", "2021"]), data=st.data())
+def test_properties_misread_cells_are_caught_by_relations(seed, template, data):
+    """Numbers misread (OCR-style digit swaps, a lost or extra digit) in up to three cells of the
+    application and appeal tables: each misread is flagged, never returned as a confident value."""
+    rng = random.Random(seed)
+    form, truth = consistent_values(rng, template)
+    keys = [k for k in truth if not k.startswith("active.")]
+    misread = data.draw(st.lists(st.sampled_from(keys), min_size=1, max_size=3, unique=True), label="misread")
+    printed = dict(truth)
+    for k in misread:
+        v = int(truth[k])
+        kind = data.draw(st.sampled_from(["swap", "drop", "add"]), label="kind")
+        if kind == "swap" or v < 10:
+            printed[k] = v + data.draw(st.sampled_from([1, 2, 3, 5, 10]), label="delta")
+        elif kind == "drop":
+            printed[k] = int(str(v)[:-1])
+        else:
+            printed[k] = int(str(v) + "1")
+    result = extract_bytes(render_tab_dump(form, printed).encode("utf-8"), "misread.txt")
+    assert _silent_errors(result, truth) == []
