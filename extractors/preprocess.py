@@ -13,7 +13,6 @@ Why each step exists (measured on ``../shared/devset/*-scan.pdf``, notes/pdf-and
 """
 from __future__ import annotations
 
-import math
 
 import cv2
 import numpy as np

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import io
 import logging
-import math
 import re
 import time
 import zlib

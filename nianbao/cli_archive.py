@@ -6,7 +6,6 @@ first, so a fresh machine needs no separate setup step.
 """
 from __future__ import annotations
 
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Optional

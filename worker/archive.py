@@ -39,7 +39,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from multiprocessing import get_context
 from pathlib import Path, PurePosixPath
-from typing import Callable, Iterable, Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from extractors.pipeline import extract_bytes, sha256_hex, sniff_format
 from models.errors import NO_TABLES, NOT_A_REPORT, TIMEOUT

@@ -31,15 +31,15 @@ import secrets
 import tempfile
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from sqlalchemy import Engine, create_engine, event, func, or_, select, update, delete
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.result import ExtractionResult, FieldResult
+from models.result import ExtractionResult
 from models.tables import (AuditLog, Batch, BatchItem, Blob, Decision, Document, Extraction, Field,
                            FINISHED_STATUSES, Page, ReviewItem, Token, User, utcnow)
 
