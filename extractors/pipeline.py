@@ -82,11 +82,30 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+def _failures_as_values(source: str, digest: str, work: Callable[[], ExtractionResult]) -> ExtractionResult:
+    """Run ``work``; bad input, memory exhaustion and bugs become a ``failed`` result, timed."""
+    started = time.perf_counter()
+    try:
+        result = work()
+    except InputError as e:
+        result = ExtractionResult.failed(source, digest, e.code, e.message)
+    except MemoryError:
+        result = ExtractionResult.failed(source, digest, TOO_LARGE,
+                                         "The document needs more memory than allowed; split it into smaller files.")
+    except Exception as e:  # a bug: keep the batch going, log the traceback, tell the user plainly
+        log.exception("extraction crashed on %s", source)
+        result = ExtractionResult.failed(source, digest, "internal_error",
+                                         f"nianbao could not process this file ({type(e).__name__}); "
+                                         "it has been logged, please report it with the file.")
+    result.seconds = time.perf_counter() - started
+    return result
+
+
 def extract_bytes(data: bytes, source: str, options: ExtractOptions = ExtractOptions()) -> ExtractionResult:
     """Read, reconstruct, map, validate and route one document. Never raises for bad input."""
-    started = time.perf_counter()
     digest = sha256_hex(data)
-    try:
+
+    def work() -> ExtractionResult:
         if not data:
             raise InputError(EMPTY, "The file is empty (0 bytes); upload the report file itself.")
         if len(data) > options.limits.max_file_bytes:
@@ -102,19 +121,20 @@ def extract_bytes(data: bytes, source: str, options: ExtractOptions = ExtractOpt
         with deadline.budget(options.limits.max_seconds_per_document):
             doc = READERS[fmt](data, options)
             deadline.check("after reading")
-            result = extract_read_document(doc, source, digest, options)
-    except InputError as e:
-        result = ExtractionResult.failed(source, digest, e.code, e.message)
-    except MemoryError:
-        result = ExtractionResult.failed(source, digest, TOO_LARGE,
-                                         "The document needs more memory than allowed; split it into smaller files.")
-    except Exception as e:  # a bug: keep the batch going, log the traceback, tell the user plainly
-        log.exception("extraction crashed on %s", source)
-        result = ExtractionResult.failed(source, digest, "internal_error",
-                                         f"nianbao could not process this file ({type(e).__name__}); "
-                                         "it has been logged, please report it with the file.")
-    result.seconds = time.perf_counter() - started
-    return result
+            return extract_read_document(doc, source, digest, options)
+
+    return _failures_as_values(source, digest, work)
+
+
+def extract_pages(pages: list, data: bytes, source: str, options: ExtractOptions = ExtractOptions()) -> ExtractionResult:
+    """Join per-page PDF reads (the Celery fan-out) into a result, with ``extract_bytes``' rules."""
+    digest = sha256_hex(data)
+
+    def work() -> ExtractionResult:
+        from .read_pdf import assemble_pages
+        return extract_read_document(assemble_pages(pages, len(pages)), source, digest, options)
+
+    return _failures_as_values(source, digest, work)
 
 
 def extract_path(path: str | Path, options: ExtractOptions = ExtractOptions()) -> ExtractionResult:

@@ -22,8 +22,8 @@ import time
 from contextlib import contextmanager
 from typing import Callable, Iterable, Iterator
 
-from extractors.pipeline import extract_bytes, extract_read_document, sha256_hex, sniff_format
-from models.errors import InputError, TOO_LARGE
+from extractors.pipeline import extract_bytes, extract_pages, sniff_format
+from models.errors import InputError
 from models.options import ExtractOptions
 from models.result import ExtractionResult
 
@@ -120,23 +120,7 @@ def _fanout_api():
 
 def extract_from_pages(pages: list, data: bytes, filename: str, options: ExtractOptions) -> ExtractionResult:
     """Join per-page reads into a result, with ``extract_bytes``' failures-as-values rules."""
-    started = time.perf_counter()
-    digest = sha256_hex(data)
-    try:
-        doc = _fanout_api().assemble_pages(pages, len(pages))
-        result = extract_read_document(doc, filename, digest, options)
-    except InputError as e:
-        result = ExtractionResult.failed(filename, digest, e.code, e.message)
-    except MemoryError:
-        result = ExtractionResult.failed(filename, digest, TOO_LARGE,
-                                         "The document needs more memory than allowed; split it into smaller files.")
-    except Exception as e:
-        log.exception("joining pages crashed on %s", filename)
-        result = ExtractionResult.failed(filename, digest, "internal_error",
-                                         f"nianbao could not process this file ({type(e).__name__}); "
-                                         "it has been logged, please report it with the file.")
-    result.seconds = time.perf_counter() - started
-    return result
+    return extract_pages(pages, data, filename, options)
 
 
 # --------------------------------------------------------------------------- the steps
